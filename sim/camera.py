@@ -1,0 +1,138 @@
+"""The top-down camera: frames centred on the ego and rotated with it, and the exact
+world <-> pixel projection of what it draws.
+
+The renderer draws a world-aligned canvas around the ego (highway-env's `EnvViewer`); the camera
+rotates it so that the ego always faces +u (right) and crops the configured window. Boxes are
+projected the way the renderer rounds them (integer positions, body offsets in whole pixels,
+headings under 2 degrees drawn as 0): the plain formula misses the drawn blob by half a car at
+small scales (IoU 0.47 at 128x64 in our measurements).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# SDL's "dummy" driver draws nothing: every frame comes back black, with no error.
+if os.environ.get("SDL_VIDEODRIVER", "dummy") == "dummy":
+    os.environ["SDL_VIDEODRIVER"] = "offscreen"
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from highway_env.envs.common.graphics import EnvViewer  # noqa: E402
+
+from .types import CameraConfig  # noqa: E402
+
+GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
+EGO_COLOR = (50, 200, 0)  # distinct from traffic (stock ego and traffic differ by one grey level)
+
+
+class BlankFrameError(RuntimeError):
+    """The renderer produced a uniform image (a headless SDL set-up that draws nothing)."""
+
+
+@dataclass(frozen=True)
+class Pose:
+    """The camera's pose for one frame: ego position and heading in the world."""
+
+    x: float
+    y: float
+    heading: float
+
+
+class Camera:
+    def __init__(self, env, config: CameraConfig) -> None:
+        self.config = config
+        c = config
+        reach_u = max(c.centering[0], 1 - c.centering[0]) * c.width
+        reach_v = max(c.centering[1], 1 - c.centering[1]) * c.height
+        self.canvas = int(2 * np.ceil(np.hypot(reach_u, reach_v)) + 4)
+        viewer_config = dict(env.config)
+        viewer_config.update(
+            {
+                "offscreen_rendering": True,
+                "screen_width": self.canvas,
+                "screen_height": self.canvas,
+                "scaling": c.scaling,
+                "centering_position": [0.5, 0.5],
+            }
+        )
+        self.viewer = EnvViewer(env, config=viewer_config)
+
+    def close(self) -> None:
+        self.viewer.close()
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(self, ego) -> tuple[np.ndarray, Pose]:
+        """One RGB frame (H, W, 3) uint8 and the pose it was taken from."""
+        self.viewer.observer_vehicle = ego
+        self.viewer.display()
+        canvas = self.viewer.get_image()
+        pose = Pose(float(ego.position[0]), float(ego.position[1]), float(ego.heading))
+        frame = cv2.warpAffine(
+            canvas, self._affine(pose), (self.config.width, self.config.height),
+            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+        )
+        if int(frame.max()) == int(frame.min()):
+            raise BlankFrameError(
+                "the renderer drew a blank frame; with SDL_VIDEODRIVER=dummy pygame draws "
+                "nothing: unset it or use SDL_VIDEODRIVER=offscreen"
+            )
+        return frame, pose
+
+    def _canvas_origin(self, pose: Pose) -> np.ndarray:
+        """World position of the canvas' top-left pixel, as the renderer computes it."""
+        half = self.canvas / self.config.scaling / 2
+        return np.array([pose.x - half, pose.y - half])
+
+    def _affine(self, pose: Pose) -> np.ndarray:
+        """2x3 matrix: canvas pixel -> output pixel (rotate about the ego, then shift)."""
+        s = self.config.scaling
+        ego_px = s * (np.array([pose.x, pose.y]) - self._canvas_origin(pose))
+        c, si = np.cos(pose.heading), np.sin(pose.heading)
+        rot = np.array([[c, si], [-si, c]])  # world-aligned -> ego-aligned
+        target = np.array(
+            [self.config.centering[0] * self.config.width, self.config.centering[1] * self.config.height]
+        )
+        return np.hstack([rot, (target - rot @ ego_px)[:, None]])
+
+    # -- projection ------------------------------------------------------------------------
+    def world_to_pixel(self, points: np.ndarray, pose: Pose) -> np.ndarray:
+        """(N, 2) world metres -> (N, 2) output pixels (u column, v row), no rounding."""
+        s = self.config.scaling
+        canvas_px = s * (np.atleast_2d(points) - self._canvas_origin(pose))
+        a = self._affine(pose)
+        return canvas_px @ a[:, :2].T + a[:, 2]
+
+    def pixel_to_world(self, pixels: np.ndarray, pose: Pose) -> np.ndarray:
+        """Inverse of `world_to_pixel`."""
+        a = self._affine(pose)
+        canvas_px = (np.atleast_2d(pixels) - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
+        return canvas_px / self.config.scaling + self._canvas_origin(pose)
+
+    def vehicle_box(self, x: float, y: float, heading: float, length: float, width: float, pose: Pose) -> np.ndarray:
+        """(4, 2) output-pixel corners of the body the renderer draws for a vehicle."""
+        s = self.config.scaling
+
+        def pix(m: float) -> int:
+            return int(m * s)
+
+        origin = self._canvas_origin(pose)
+        center = np.array([pix(x - origin[0]), pix(y - origin[1])], dtype=float)
+        full = length + 2.0  # the sprite includes 1 m of tyres at each end
+        side = pix(full)
+        body_u = pix(1.0) + pix(length) / 2 - side / 2
+        body_v = pix(full / 2 - width / 2) + pix(width) / 2 - side / 2
+        h = heading if abs(heading) > 2 * np.pi / 180 else 0.0
+        c, si = np.cos(h), np.sin(h)
+        rot = np.array([[c, -si], [si, c]])
+        half = np.array([pix(length) / 2, pix(width) / 2])
+        corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half + [body_u, body_v]
+        canvas_px = center + corners @ rot.T
+        a = self._affine(pose)
+        return canvas_px @ a[:, :2].T + a[:, 2]
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    return np.dot(rgb[..., :3], GRAY_WEIGHTS).clip(0, 255).astype(np.uint8)

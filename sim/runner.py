@@ -1,0 +1,197 @@
+"""Run episodes: one agent, one scenario episode, guarded against agents that misbehave.
+
+An agent that raises, returns a wrong-shaped or non-finite action, or takes longer than the
+per-step time limit has its episode recorded as failed (`agent_error`), and the run goes on.
+`sim` never imports an agent: tasks carry a picklable factory that builds one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .env import SteerEnv
+from .metrics import EpisodeEnd, episode_metrics, steering_histogram
+from .types import CameraConfig, EpisodeInfo, Mode, Observation, StepRecord
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    mode: Mode = "steering"
+    camera: CameraConfig = CameraConfig()
+    policy_hz: int = 5
+    sim_hz: int = 10
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    agent: str  # the agent's label in this run
+    factory: Callable[[], Any]  # picklable; builds the agent in the worker
+    inputs: str  # "pixels" | "pixels+map" | "privileged": what the harness hands over
+    scenario: str
+    split: str
+    index: int
+    seed: int
+    env: EnvSettings = EnvSettings()
+    act_timeout_s: float = 10.0
+    strip_frames: int = 0  # >0: return this many frames, evenly spaced, for a frame strip
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.agent, self.scenario, self.split, self.index)
+
+
+@dataclass
+class EpisodeResult:
+    agent: str
+    scenario: str
+    split: str
+    index: int
+    seed: int
+    command: int
+    metrics: dict
+    steering_hist: list[int]
+    error: str | None = None
+    strip: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def row(self) -> dict:
+        """The results.jsonl row (frames are written elsewhere)."""
+        d = dataclasses.asdict(self)
+        d.pop("strip")
+        return d
+
+
+class AgentTimeout(Exception):
+    pass
+
+
+class _StepTimer:
+    """SIGALRM-based limit on one `act` call; a no-op off the main thread (signals need it)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = threading.current_thread() is threading.main_thread() and seconds > 0
+
+    def __enter__(self):
+        if self.active:
+            self._old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def _fire(self, *_):
+        raise AgentTimeout(f"act() took longer than {self.seconds:g} s")
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+        return False
+
+
+def check_action(action: Any) -> np.ndarray:
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (2,):
+        raise ValueError(f"agent returned an action of shape {a.shape}, expected (2,)")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"agent returned a non-finite action {a.tolist()}")
+    return a
+
+
+class EpisodeRunner:
+    """Holds environments and agents for reuse across the episodes one process runs."""
+
+    def __init__(self) -> None:
+        self._envs: dict[tuple, SteerEnv] = {}
+        self._agents: dict[str, Any] = {}
+
+    def env(self, scenario: str, split: str, s: EnvSettings) -> SteerEnv:
+        key = (scenario, split, s)
+        if key not in self._envs:
+            self._envs[key] = SteerEnv(scenario, split, s.mode, s.camera, s.policy_hz, s.sim_hz)
+        return self._envs[key]
+
+    def agent(self, task: EpisodeTask):
+        if task.agent not in self._agents:
+            self._agents[task.agent] = task.factory()
+        return self._agents[task.agent]
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def run(self, task: EpisodeTask) -> EpisodeResult:
+        env = self.env(task.scenario, task.split, task.env)
+        start = time.perf_counter()
+        obs, _ = env.reset(seed=task.seed)
+        info = EpisodeInfo(
+            scenario=task.scenario, split=task.split, seed=task.seed, index=task.index,
+            policy_hz=task.env.policy_hz, mode=task.env.mode, command=env.command,
+            command_names=env.spec_.commands, max_steps=env.max_steps,
+        )
+        records: list[StepRecord] = []
+        strip: list[np.ndarray] = []
+        error = None
+        step_info: dict = {}
+        try:
+            agent = self.agent(task)
+            with _StepTimer(task.act_timeout_s):
+                agent.reset(info)
+            done = False
+            while not done:
+                with _StepTimer(task.act_timeout_s):
+                    action = check_action(agent.act(self._observation(env, obs, task.inputs)))
+                obs, _, term, trunc, step_info = env.step(action)
+                records.append(step_info["record"])
+                if task.strip_frames:
+                    strip.append(env.render())
+                done = term or trunc
+        except Exception as exc:  # the agent's fault: record it and keep the run going
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        end = self._end(env, records, step_info, error, time.perf_counter() - start)
+        metrics = episode_metrics(records, end, off_route=bool(env.left_route()))
+        return EpisodeResult(
+            agent=task.agent, scenario=task.scenario, split=task.split, index=task.index,
+            seed=task.seed, command=env.command, metrics=metrics,
+            steering_hist=steering_histogram(records), error=error,
+            strip=_evenly(strip, task.strip_frames),
+        )
+
+    @staticmethod
+    def _observation(env: SteerEnv, obs: dict, inputs: str) -> Observation:
+        return Observation(
+            frames=obs["frames"], speed=float(obs["speed"][0]), command=int(obs["command"]),
+            road=env.road_prior() if inputs in ("pixels+map", "privileged") else None,
+            truth=env.ground_truth() if inputs == "privileged" else None,
+        )
+
+    @staticmethod
+    def _end(env: SteerEnv, records: list, step_info: dict, error: str | None, wall: float) -> EpisodeEnd:
+        dt = 1.0 / env.policy_hz
+        desired = [r.extra["desired_speed"] for r in records] or [env.desired_speed()]
+        reference = sum(desired) * dt + desired[-1] * dt * max(env.max_steps - len(records), 0)
+        return EpisodeEnd(
+            crashed=bool(step_info.get("crashed", False)),
+            off_road=not step_info.get("on_road", True),
+            goal=bool(step_info.get("goal", False)),
+            goal_directed=env.spec_.goal_directed,
+            agent_error=error,
+            collision_angle=env.collision_bearing() if step_info.get("crashed") else None,
+            route_length=env.route_length_m,
+            reference_distance=reference,
+            wall_s=wall,
+            policy_hz=env.policy_hz,
+        )
+
+
+def _evenly(frames: list, n: int) -> list:
+    if not n or not frames:
+        return []
+    idx = np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)
+    return [frames[i] for i in idx]
