@@ -15,7 +15,7 @@ import numpy as np
 
 from steerbench.planning.lanes import STEERING_RANGE, LaneFollower, LaneFollowerParams, LaneTracker
 from steerbench.planning.traffic import Neighbour, neighbours
-from steerbench.sim.longitudinal import AdaptiveCruise, IDMParams, idm_acceleration
+from steerbench.sim.longitudinal import AdaptiveCruise, IDMParams, curvature_from_steering, idm_acceleration
 from steerbench.sim.types import EpisodeInfo, GroundTruth, LaneIndex, Observation, VehicleState
 
 from .base import AgentInfo
@@ -29,6 +29,7 @@ class ExpertOptions:
     min_gap: float = 4.0  # [m] bumper-to-bumper room needed ahead and behind in the new lane
     cooldown: float = 1.5  # [s] between two lane changes
     obstacle_lookahead: float = 70.0  # [m] a static obstacle this close ahead forces a change
+    overtake_on_routes: bool = False  # discretionary changes on goal routes (ring lanes, turns)
     tau_lateral: float = 0.6  # [s] lateral-offset time constant of the lane follower
 
     def __post_init__(self) -> None:
@@ -70,7 +71,7 @@ class ExpertAgent:
         steering = self.follower.steer(lane, truth.ego)
         accel = 0.0
         if self.full:
-            curvature = np.tan(steering * STEERING_RANGE) / truth.ego.length
+            curvature = curvature_from_steering(steering, truth.ego.length, STEERING_RANGE)
             accel = self.cruise.accel(truth.ego, truth.others, truth.speed_limit, curvature)
         return np.array([accel, steering])
 
@@ -79,6 +80,8 @@ class ExpertAgent:
         current = self.tracker.lane
         net = truth.network
         mandatory = net.get_lane(current).forbidden or self._obstacle_ahead(truth, current)
+        if truth.route and not mandatory and not self.o.overtake_on_routes:
+            return current  # on a roundabout or junction, a late lane change misses the exit
         best, best_gain = current, -np.inf
         for side in self.tracker.side_lanes():
             gain = self._mobil_gain(truth, current, side, mandatory)

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .camera import EGO_COLOR, Camera, Pose, to_gray
-from .longitudinal import AdaptiveCruise, Radar
+from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering
 from .scenarios import Appearance, get_scenario
 from .types import CameraConfig, GroundTruth, Mode, RoadPrior, StepRecord, VehicleState
 
@@ -27,10 +27,15 @@ ACCEL_RANGE = 5.0  # [m/s2] that acceleration 1.0 maps to
 
 
 def vehicle_state(v, kind: str = "car") -> VehicleState:
+    speed = float(getattr(v, "speed", 0.0))
+    steering = float((getattr(v, "action", None) or {}).get("steering", 0.0))
+    # highway-env's kinematic bicycle: slip angle from steering, yaw rate = v sin(beta) / (L/2)
+    beta = np.arctan(0.5 * np.tan(steering))
     return VehicleState(
         x=float(v.position[0]), y=float(v.position[1]), heading=float(v.heading),
-        speed=float(getattr(v, "speed", 0.0)), length=float(v.LENGTH), width=float(v.WIDTH),
+        speed=speed, length=float(v.LENGTH), width=float(v.WIDTH),
         lane_index=getattr(v, "lane_index", None), kind=kind,
+        yaw_rate=float(speed * np.sin(beta) / (v.LENGTH / 2)),
     )
 
 
@@ -204,7 +209,7 @@ class SteerEnv(gym.Env):
     def _cruise_command(self, steering: float) -> float:
         ego = vehicle_state(self.core.vehicle)
         others = self.ground_truth().others
-        curvature = np.tan(steering * STEERING_RANGE) / ego.length
+        curvature = curvature_from_steering(steering, ego.length, STEERING_RANGE)
         return self.cruise.accel(ego, others, self.desired_speed(), curvature)
 
     def _colour_traffic(self) -> None:
@@ -243,7 +248,7 @@ class SteerEnv(gym.Env):
         if not edges or ego.lane_index[:2] in edges:
             progress = s - lane.local_coordinates(self._prev_pos)[0]
         self._prev_pos = ego.position.copy()
-        tgt = self.radar.target(vehicle_state(ego), self.ground_truth().others)
+        tgt = self.radar.target(vehicle_state(ego), self.ground_truth().others, curvature_from_steering(action[1], ego.LENGTH))
         ttc = tgt.gap / tgt.closing_speed if tgt and tgt.closing_speed > 0.1 else float("inf")
         return StepRecord(
             time=self.time, speed=float(ego.speed), lateral_offset=float(lateral),

@@ -184,7 +184,8 @@ class CurvyHighwayEnv(ScenarioMixin, HighwayEnv):
 class RampMergeEnv(ContinuousRewardMixin, ScenarioMixin, MergeEnv):
     """The ego starts on the access ramp and must merge before the ramp ends at a barrier."""
 
-    GOAL_X = 370.0  # [m] stock end of the scenario, past the merge
+    GOAL_X = 440.0  # [m] 130 m past the merge (stock ends at 370, where a stuck car scored 0.9)
+    GOAL_DISTANCE = 130.0  # [m] along the last route edge, which starts at x = 310
 
     @classmethod
     def default_config(cls) -> dict:
@@ -245,10 +246,14 @@ class RouteMixin(ScenarioMixin):
     START_NODE = ""
     GOAL_DISTANCE = 20.0  # [m] along the final edge that counts as arrived
 
-    def _choose_command(self) -> None:
+    def _reset(self) -> None:
+        # Drawn first, so that the command is uniform over seeds whatever traffic set-up consumes.
         fixed = self.config.get("command")
         n = len(self.DESTINATIONS)
+        if fixed is not None and not 0 <= int(fixed) < n:
+            raise ValueError(f"command must be in [0, {n}), got {fixed}")
         self.command = int(fixed) if fixed is not None else int(self.np_random.integers(n))
+        super()._reset()  # type: ignore[misc]
         path = self.road.network.shortest_path(self.START_NODE, self.DESTINATIONS[self.command])
         self._route = tuple(zip(path[:-1], path[1:]))
 
@@ -307,7 +312,6 @@ class RoundaboutRouteEnv(ContinuousRewardMixin, RouteMixin, RoundaboutEnv):
         road.vehicles.append(ego)
         self.vehicle = ego
         self.controlled_vehicles = [ego]
-        self._choose_command()
         cls = utils.class_from_path(c["other_vehicles_type"])
         ring = [("se", "ex"), ("ex", "ee"), ("ee", "nx"), ("nx", "ne"), ("ne", "wx"), ("wx", "we"), ("we", "sx")]
         arms = [("eer", "ees"), ("ner", "nes"), ("wer", "wes")]
@@ -330,7 +334,7 @@ class _IntersectionIDM(IDMVehicle):
 class IntersectionRouteEnv(RouteMixin, IntersectionEnv):
     """Cross a four-way intersection from the south: left, straight or right as commanded."""
 
-    DESTINATIONS = ("o3", "o2", "o1")  # left, straight, right, for an ego entering from o0
+    DESTINATIONS = ("o1", "o2", "o3")  # left, straight, right, for an ego entering from o0 (tested)
     EXIT_NODES = ("o0", "o1", "o2", "o3")
     START_NODE = "o0"
     GOAL_DISTANCE = 25.0
@@ -351,10 +355,6 @@ class IntersectionRouteEnv(RouteMixin, IntersectionEnv):
             }
         )
         return cfg
-
-    def _make_vehicles(self, n_vehicles: int = 10) -> None:
-        super()._make_vehicles(n_vehicles)
-        self._choose_command()
 
 
 class RacetrackScenarioEnv(ScenarioMixin, RacetrackEnv):

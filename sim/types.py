@@ -31,6 +31,7 @@ class VehicleState:
     width: float  # [m]
     lane_index: LaneIndex | None = None
     kind: str = "car"  # "car" or "obstacle" (a static object such as the ramp's barrier)
+    yaw_rate: float = 0.0  # [rad/s], as a tracking radar would estimate it
 
     @property
     def position(self) -> np.ndarray:
