@@ -1,0 +1,1 @@
+"""Agents: the protocol, the registry, the privileged expert and reference agents."""

@@ -1,0 +1,1 @@
+"""Perception: detectors and trackers (see the modular-agent issue)."""

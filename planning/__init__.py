@@ -1,0 +1,1 @@
+"""Planning and control: lane following, traffic queries, planners and controllers."""

@@ -192,7 +192,7 @@ class RampMergeEnv(ContinuousRewardMixin, ScenarioMixin, MergeEnv):
         cfg = super().default_config()
         cfg.update(
             {
-                "duration": 25,  # [s]
+                "duration": 30,  # [s]
                 "cruise_speed": 25.0,  # [m/s]
                 "ego_speed": 20.0,  # [m/s]
                 "highway_vehicles": 6,  # on the two main lanes

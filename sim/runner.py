@@ -137,23 +137,21 @@ class EpisodeRunner:
         )
         records: list[StepRecord] = []
         strip: list[np.ndarray] = []
-        error = None
         step_info: dict = {}
-        try:
-            agent = self.agent(task)
-            with _StepTimer(task.act_timeout_s):
-                agent.reset(info)
-            done = False
-            while not done:
+        agent, error = self._start_agent(task, info)
+        done = error is not None
+        while not done:
+            try:  # only the agent's calls: a simulator fault is a bug and must surface
                 with _StepTimer(task.act_timeout_s):
                     action = check_action(agent.act(self._observation(env, obs, task.inputs)))
-                obs, _, term, trunc, step_info = env.step(action)
-                records.append(step_info["record"])
-                if task.strip_frames:
-                    strip.append(env.render())
-                done = term or trunc
-        except Exception as exc:  # the agent's fault: record it and keep the run going
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            except Exception as exc:  # noqa: BLE001 - any agent failure is recorded, not raised
+                error = _describe(exc)
+                break
+            obs, _, term, trunc, step_info = env.step(action)
+            records.append(step_info["record"])
+            if task.strip_frames:
+                strip.append(env.render())
+            done = term or trunc
         end = self._end(env, records, step_info, error, time.perf_counter() - start)
         metrics = episode_metrics(records, end, off_route=bool(env.left_route()))
         return EpisodeResult(
@@ -162,6 +160,15 @@ class EpisodeRunner:
             steering_hist=steering_histogram(records), error=error,
             strip=_evenly(strip, task.strip_frames),
         )
+
+    def _start_agent(self, task: EpisodeTask, info: EpisodeInfo) -> tuple[Any, str | None]:
+        try:
+            agent = self.agent(task)
+            with _StepTimer(task.act_timeout_s):
+                agent.reset(info)
+            return agent, None
+        except Exception as exc:  # noqa: BLE001
+            return None, _describe(exc)
 
     @staticmethod
     def _observation(env: SteerEnv, obs: dict, inputs: str) -> Observation:
@@ -188,6 +195,10 @@ class EpisodeRunner:
             wall_s=wall,
             policy_hz=env.policy_hz,
         )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _evenly(frames: list, n: int) -> list:

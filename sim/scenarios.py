@@ -78,7 +78,7 @@ class ScenarioSpec:
 
 def check_split(split: str) -> None:
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        raise UnknownScenarioError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
 
 
 def episode_seed(split: str, index: int) -> int:
@@ -96,7 +96,7 @@ SUITE: dict[str, ScenarioSpec] = {
             name="highway",
             env_class=envs.CurvyHighwayEnv,
             summary="curved 3-lane highway, slow cars block the ego's lane",
-            train=SplitSpec({}, STOCK_LOOK, "3 lanes, radii 300-700 m, 18 cars, 30% slow"),
+            train=SplitSpec({}, STOCK_LOOK, "3 lanes, radii 300-700 m, 16 cars, 30% slow"),
             test=SplitSpec(
                 {
                     "lanes_count": 4,

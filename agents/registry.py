@@ -1,0 +1,166 @@
+"""Finding agents and building them with typed, validated options.
+
+An agent is named by a registry name (`expert`), a `module:Class` path, or the name of an entry
+point in the `steerbench.agents` group of any installed package. Its options are the fields of
+the dataclass in its `Options` attribute; `KEY=VALUE` strings are converted to the field's type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import typing
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Literal, get_args, get_origin
+
+from .base import AgentInfo
+
+ENTRY_POINT_GROUP = "steerbench.agents"
+BUILTIN: dict[str, str] = {
+    "expert": "steerbench.agents.expert:ExpertAgent",
+    "lane_keeper": "steerbench.agents.reference:LaneKeeperAgent",
+    "idle": "steerbench.agents.reference:IdleAgent",
+}
+
+
+class AgentError(ValueError):
+    """A user-facing problem with an agent name, path or option (one line, no traceback)."""
+
+
+def entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_agents() -> dict[str, str]:
+    """Registry name -> `module:Class`, built-ins first, then installed entry points."""
+    return {**BUILTIN, **{k: v for k, v in entry_points().items() if k not in BUILTIN}}
+
+
+def load_object(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise AgentError(f"agent path {path!r} must look like 'package.module:ClassName'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentError(f"cannot import {module_name!r} for agent {path!r}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise AgentError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def resolve(name: str) -> str:
+    """A registry name, entry point or `module:Class` -> the `module:Class` path."""
+    if ":" in name:
+        return name
+    known = known_agents()
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise AgentError(f"unknown agent {name!r}{hint} (known: {', '.join(known)}; or give module:Class)")
+
+
+# -- options ------------------------------------------------------------------------------
+def options_class(cls: Any) -> type | None:
+    opts = getattr(cls, "Options", None)
+    return opts if opts is not None and dataclasses.is_dataclass(opts) else None
+
+
+def _convert(text: str, kind: Any, key: str) -> Any:
+    origin = get_origin(kind)
+    if origin is Literal:
+        choices = get_args(kind)
+        for c in choices:
+            if str(c) == text:
+                return c
+        raise AgentError(f"option {key}={text!r}: choose one of {', '.join(map(str, choices))}")
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        args = [a for a in get_args(kind) if a is not type(None)]
+        if text.lower() in ("none", "null") and len(args) < len(get_args(kind)):
+            return None
+        return _convert(text, args[0], key)
+    if kind is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise AgentError(f"option {key}={text!r}: expected true or false")
+    if kind in (int, float, str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise AgentError(f"option {key}={text!r}: expected {kind.__name__}") from None
+    raise AgentError(f"option {key} has type {kind!r}, which cannot be set from the command line")
+
+
+def build_options(cls: Any, raw: dict[str, str]) -> Any:
+    """Options dataclass instance from `KEY=VALUE` strings (None if the agent takes none)."""
+    opts_cls = options_class(cls)
+    if opts_cls is None:
+        if raw:
+            raise AgentError(f"agent {cls.__name__} takes no options, got {', '.join(raw)}")
+        return None
+    hints = typing.get_type_hints(opts_cls)
+    names = [f.name for f in dataclasses.fields(opts_cls)]
+    values = {}
+    for key, text in raw.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AgentError(f"unknown option {key!r} for {cls.__name__}{hint} (options: {', '.join(names) or 'none'})")
+        values[key] = _convert(text, hints[key], key)
+    try:
+        return opts_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise AgentError(f"invalid options for {cls.__name__}: {exc}") from None
+
+
+def describe_options(cls: Any) -> list[tuple[str, str, str]]:
+    """(name, type, default) of each option, for `steerbench agents`."""
+    opts_cls = options_class(cls)
+    if opts_cls is None:
+        return []
+    hints = typing.get_type_hints(opts_cls)
+    rows = []
+    for f in dataclasses.fields(opts_cls):
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        rows.append((f.name, kind, repr(default)))
+    return rows
+
+
+# -- a picklable factory --------------------------------------------------------------------
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything needed to build an agent in another process."""
+
+    label: str
+    target: str  # module:Class
+    options: tuple[tuple[str, str], ...] = ()
+
+    def load_class(self) -> Any:
+        return load_object(self.target)
+
+    def __call__(self) -> Any:
+        cls = self.load_class()
+        opts = build_options(cls, dict(self.options))
+        agent = cls(opts) if opts is not None else cls()
+        check_agent(agent, self.label)
+        return agent
+
+
+def check_agent(agent: Any, label: str) -> AgentInfo:
+    for member in ("reset", "act"):
+        if not callable(getattr(agent, member, None)):
+            raise AgentError(f"agent {label!r} has no {member}() method")
+    info = getattr(agent, "info", None)
+    if not isinstance(info, AgentInfo):
+        raise AgentError(f"agent {label!r} must have an `info` attribute of type AgentInfo")
+    return info

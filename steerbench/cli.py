@@ -1,0 +1,195 @@
+"""The `steerbench` command: scenarios, agents, eval."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from steerbench.agents.registry import AgentError, AgentSpec, describe_options, known_agents, load_object, resolve
+from steerbench.sim.registration import env_id
+from steerbench.sim.runner import EnvSettings
+from steerbench.sim.scenarios import SUITE, UnknownScenarioError, check_split, parse_scenarios
+from steerbench.sim.types import SPLITS, CameraConfig
+
+from .results import CorruptResultsError
+from .rundir import RunDirError
+
+LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class UsageError(ValueError):
+    pass
+
+
+USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, UsageError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not m or int(m[1]) < 16 or int(m[2]) < 16:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT of at least 16x16, got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="steerbench", description="Modular vs end-to-end driving on highway-env.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("scenarios", help="list the scenario suite and its train/test differences")
+    sub.add_parser("agents", help="list registered agents, their inputs and options")
+    e = sub.add_parser("eval", help="evaluate agents on paired episodes",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--agent", action="append", required=True, metavar="[LABEL=]AGENT",
+                   help="registry name, entry point or module:Class; repeat for several agents")
+    e.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE",
+                   help="set an option of one agent, e.g. expert.politeness=0.3")
+    e.add_argument("--scenarios", default="all", help="comma-separated scenario names, or 'all'")
+    e.add_argument("--split", default="train", choices=SPLITS)
+    e.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
+    e.add_argument("--seed", type=_non_negative_int, default=0, help="index of the first episode")
+    e.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
+    e.add_argument("--logdir", type=Path, default=Path("runs/eval"), help="run directory (resumed if it exists)")
+    e.add_argument("--mode", choices=("steering", "full"), default="steering",
+                   help="steering: shared cruise control drives the throttle; full: the agent does")
+    e.add_argument("--frame-size", type=_frame_size, default=(128, 64), metavar="WxH")
+    e.add_argument("--scaling", type=_positive(float), default=1.75, help="camera scale [px/m]")
+    e.add_argument("--stack", type=_positive(int), default=4, help="frames per observation")
+    e.add_argument("--color", action="store_true", help="RGB frames instead of grayscale")
+    e.add_argument("--policy-hz", type=_positive(int), default=5)
+    e.add_argument("--sim-hz", type=_positive(int), default=10)
+    e.add_argument("--act-timeout", type=_positive(float), default=10.0, help="seconds allowed per act() call")
+    e.add_argument("--strips", type=_non_negative_int, default=1, help="episodes per agent x scenario with a frame strip")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[AgentSpec, ...]:
+    pairs = []
+    for arg in agent_args:
+        label, sep, spec = arg.partition("=")
+        if not sep:
+            label, spec = (arg.rsplit(":", 1)[1] if ":" in arg else arg), arg
+        if not LABEL.match(label) or label in ("tb", "media"):
+            raise UsageError(f"bad agent label {label!r}: use letters, digits, '_', '-', '.' (not tb or media)")
+        pairs.append((label, resolve(spec)))
+    labels = [label for label, _ in pairs]
+    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dupes:
+        raise UsageError(f"agent label {dupes[0]!r} given twice; name them, e.g. --agent {dupes[0]}2={dupes[0]}")
+    options: dict[str, list[tuple[str, str]]] = {label: [] for label in labels}
+    for opt in opt_args:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+?)\.([A-Za-z_]\w*)=(.*)", opt)
+        if not m:
+            raise UsageError(f"malformed --agent-opt {opt!r}: expected LABEL.KEY=VALUE")
+        if m[1] not in options:
+            raise UsageError(f"--agent-opt {opt!r} names agent {m[1]!r}, which is not among --agent ({', '.join(labels)})")
+        options[m[1]].append((m[2], m[3]))
+    return tuple(AgentSpec(label, target, tuple(options[label])) for label, target in pairs)
+
+
+def cmd_scenarios() -> int:
+    for s in SUITE.values():
+        print(f"{s.name}  ({env_id(s.name)})")
+        print(f"  {s.summary}")
+        print(f"  commands: {', '.join(f'{i}={c}' for i, c in enumerate(s.commands))}")
+        print(f"  train: {s.train.notes}; look: {s.train.look.describe()}")
+        print(f"  test:  {s.test.notes}; look: {s.test.look.describe()}")
+    print("\nsplits: train and train-dev draw from the train distribution, dev and test from the test one;")
+    print("seeds never overlap between splits.")
+    return 0
+
+
+def cmd_agents() -> int:
+    for name, target in known_agents().items():
+        try:
+            cls = load_object(target)
+            info = getattr(cls, "info", None)
+            inputs = getattr(info, "inputs", "?")
+            print(f"{name} [{inputs}]  {target}")
+            if info is not None and info.description:
+                print(f"  {info.description}")
+            for opt, kind, default in describe_options(cls):
+                print(f"  --agent-opt {name}.{opt}=<{kind}>  (default {default})")
+        except AgentError as exc:
+            print(f"{name}  {target}  (cannot load: {exc})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import EvalConfig, run_eval  # heavy imports only when evaluating
+
+    check_split(args.split)
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    if args.sim_hz % args.policy_hz or args.policy_hz < 5:
+        raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
+    camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,
+                          stack=args.stack, color=args.color)
+    cfg = EvalConfig(
+        agents=parse_agents(args.agent, args.agent_opt), scenarios=scenarios, split=args.split,
+        episodes=args.episodes, seed=args.seed, workers=args.workers, logdir=args.logdir,
+        env=EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz),
+        act_timeout_s=args.act_timeout, strip_episodes=args.strips, progress=not args.no_progress,
+    )
+    out = run_eval(cfg)
+    from .report import comparison_table, summary_table
+
+    print()
+    print(summary_table(out.groups))
+    if out.comparisons:
+        print()
+        print(comparison_table(out.comparisons))
+    print(f"\n{out.ran} episodes run, {len(out.rows) - out.ran} reused from {out.run_dir / 'results.jsonl'}")
+    print(f"summary: {out.run_dir / 'summary.md'}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scenarios":
+            return cmd_scenarios()
+        if args.command == "agents":
+            return cmd_agents()
+        return cmd_eval(args)
+    except USER_ERRORS as exc:
+        print(f"steerbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("steerbench: interrupted; finished episodes are saved, re-run the command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

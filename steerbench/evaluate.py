@@ -1,0 +1,147 @@
+"""`steerbench eval`: paired episodes for several agents, resumable, in parallel workers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from tqdm import tqdm
+
+from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeRunner, EpisodeTask
+from steerbench.sim.scenarios import episode_seed
+
+from . import report, rundir
+from .results import ResultsStore, row_key
+from .tb import save_strip, write_tensorboard
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    agents: tuple[AgentSpec, ...]
+    scenarios: tuple[str, ...]
+    split: str = "train"
+    episodes: int = 10  # per scenario
+    seed: int = 0  # index of the first episode; episode i has seed episode_seed(split, seed + i)
+    workers: int = 1
+    logdir: Path = Path("runs/eval")
+    env: EnvSettings = EnvSettings()
+    act_timeout_s: float = 10.0
+    strip_episodes: int = 1  # per agent x scenario: how many episodes get a frame strip
+    strip_frames: int = 8
+    progress: bool = True
+
+
+@dataclass
+class EvalOutcome:
+    run_dir: Path
+    rows: list[dict]
+    groups: list[report.Group]
+    comparisons: list[report.Comparison]
+    ran: int  # episodes run now (the rest were already in results.jsonl)
+
+
+def agent_inputs(specs: Sequence[AgentSpec]) -> dict[str, dict]:
+    """Build each agent once here: a bad option or checkpoint fails now, with one clear line."""
+    meta = {}
+    for spec in specs:
+        info = check_agent(spec(), spec.label)
+        meta[spec.label] = {"inputs": info.inputs, "target": spec.target, "options": dict(spec.options),
+                            "description": info.description}
+    return meta
+
+
+def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[EpisodeTask]:
+    tasks = []
+    for spec in cfg.agents:
+        for scenario in cfg.scenarios:
+            for i in range(cfg.seed, cfg.seed + cfg.episodes):
+                key = (spec.label, scenario, cfg.split, i)
+                if key in done:
+                    continue
+                strip = cfg.strip_frames if i - cfg.seed < cfg.strip_episodes else 0
+                tasks.append(EpisodeTask(
+                    agent=spec.label, factory=spec, inputs=meta[spec.label]["inputs"],
+                    scenario=scenario, split=cfg.split, index=i, seed=episode_seed(cfg.split, i),
+                    env=cfg.env, act_timeout_s=cfg.act_timeout_s, strip_frames=strip,
+                ))
+    # Scenario-major order keeps each worker's environments warm.
+    return sorted(tasks, key=lambda t: (t.scenario, t.index, t.agent))
+
+
+def run_eval(cfg: EvalConfig) -> EvalOutcome:
+    run_dir = Path(cfg.logdir)
+    meta = agent_inputs(cfg.agents)
+    rundir.prepare(run_dir, cfg, meta)
+    store = ResultsStore(run_dir / "results.jsonl")
+    if store.repaired:
+        print(f"note: cut a torn last line from {store.path}", file=sys.stderr)
+    tasks = make_tasks(cfg, meta, store.keys())
+    total = len(cfg.agents) * len(cfg.scenarios) * cfg.episodes
+    bar = tqdm(total=total, initial=total - len(tasks), desc="episodes", unit="ep",
+               disable=not cfg.progress, dynamic_ncols=True)
+    ran = 0
+    try:
+        for result in _results(tasks, cfg.workers):
+            store.append(result.row())
+            if result.strip:
+                save_strip(run_dir, result.agent, result.scenario, result.split, result.index, result.strip)
+            ran += 1
+            bar.update(1)
+            bar.set_postfix_str(f"{result.agent}/{result.scenario}: {result.metrics['failure']}")
+    finally:
+        bar.close()
+    return finish(run_dir, store, cfg, meta, ran)
+
+
+def finish(run_dir: Path, store: ResultsStore, cfg: EvalConfig, meta: dict, ran: int) -> EvalOutcome:
+    wanted = {(s.label, sc, cfg.split, i) for s in cfg.agents for sc in cfg.scenarios
+              for i in range(cfg.seed, cfg.seed + cfg.episodes)}
+    rows = [r for r in store if row_key(r) in wanted]
+    labels = [s.label for s in cfg.agents]
+    groups = report.summarise(rows, {k: meta[k]["inputs"] for k in labels})
+    comparisons = report.compare(rows, labels)
+    md = report.summary_markdown(groups, comparisons)
+    (run_dir / "summary.md").write_text(md)
+    (run_dir / "summary.json").write_text(json.dumps(report.summary_json(groups, comparisons), indent=2))
+    all_groups = report.summarise(store.rows, {k: v["inputs"] for k, v in rundir.agents_of(run_dir).items()})
+    write_tensorboard(run_dir, store.rows, all_groups, rundir.agents_of(run_dir), md)
+    return EvalOutcome(run_dir, rows, groups, comparisons, ran)
+
+
+def _results(tasks: list[EpisodeTask], workers: int) -> Iterator[EpisodeResult]:
+    if not tasks:
+        return
+    if workers <= 1:
+        runner = EpisodeRunner()
+        try:
+            for t in tasks:
+                yield runner.run(t)
+        finally:
+            runner.close()
+        return
+    # spawn: a forked child would inherit torch's thread pools and pygame state mid-use.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(processes=workers, initializer=_init_worker) as pool:
+        yield from pool.imap_unordered(_run_in_worker, tasks, chunksize=1)
+
+
+_WORKER_RUNNER: EpisodeRunner | None = None  # per worker process: keeps its envs warm
+
+
+def _init_worker() -> None:
+    global _WORKER_RUNNER
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _WORKER_RUNNER = EpisodeRunner()
+
+
+def _run_in_worker(task: EpisodeTask) -> EpisodeResult:
+    assert _WORKER_RUNNER is not None
+    return _WORKER_RUNNER.run(task)
+

@@ -1,0 +1,63 @@
+"""Confidence intervals: Wilson for rates, Student t for means, paired t for differences."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+RATES = ("success", "collision", "off_road")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def fmt(self, digits: int = 2) -> str:
+        if self.n == 0:
+            return "-"
+        if math.isnan(self.low):
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "ci95": [self.low, self.high], "n": self.n}
+
+
+def rate(values: Sequence[float], level: float = 0.95) -> Estimate:
+    n = len(values)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    k = int(round(sum(values)))
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return Estimate(k / n, float(ci.low), float(ci.high), n)
+
+
+def mean(values: Sequence[float], level: float = 0.95) -> Estimate:
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    m = float(x.mean())
+    if n < 2:
+        return Estimate(m, float("nan"), float("nan"), n)
+    sd = float(x.std(ddof=1))
+    if sd == 0.0:
+        return Estimate(m, m, m, n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return Estimate(m, m - half, m + half, n)
+
+
+def estimate(metric: str, values: Sequence[float]) -> Estimate:
+    return rate(values) if metric in RATES else mean(values)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> Estimate:
+    """Mean of a - b over paired episodes, with a t interval on the differences."""
+    return mean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
