@@ -345,12 +345,12 @@ class IntersectionRouteEnv(RouteMixin, IntersectionEnv):
         cfg = super().default_config()
         cfg.update(
             {
-                "duration": 20,  # [s]
+                "duration": 30,  # [s]
                 "cruise_speed": 9.0,  # [m/s]
                 "command": None,
                 "other_vehicles_type": f"{__name__}._IntersectionIDM",
-                "initial_vehicle_count": 10,
-                "spawn_probability": 0.6,
+                "initial_vehicle_count": 8,
+                "spawn_probability": 0.45,  # per policy step, stock 0.6
                 "offroad_terminal": True,
             }
         )

@@ -53,7 +53,7 @@ def idm_acceleration(
 class RadarParams:
     range_m: float = 80.0  # [m] detection range
     fov_deg: float = 70.0  # [deg] half-angle of the field of view
-    path_half_width: float = 1.6  # [m] lateral window around the predicted path
+    path_half_width: float = 2.0  # [m] lateral window around the predicted path
     conflict_horizon: float = 4.0  # [s] look-ahead for crossing traffic
     conflict_reach: float = 40.0  # [m] of the ego's path checked for crossings
     conflict_radius: float = 3.0  # [m] centre distance from the ego's path that counts as crossing it
