@@ -70,9 +70,11 @@ class Camera:
         self.viewer.display()
         canvas = self.viewer.get_image()
         pose = Pose(float(ego.position[0]), float(ego.position[1]), float(ego.heading))
+        # Nearest neighbour keeps every pixel a colour the renderer drew (crisp 9 x 3 px cars,
+        # an ego colour that stays exact); on straight roads the warp is an integer shift.
         frame = cv2.warpAffine(
             canvas, self._affine(pose), (self.config.width, self.config.height),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE,
         )
         if int(frame.max()) == int(frame.min()):
             raise BlankFrameError(
@@ -87,28 +89,31 @@ class Camera:
         return np.array([pose.x - half, pose.y - half])
 
     def _affine(self, pose: Pose) -> np.ndarray:
-        """2x3 matrix: canvas pixel -> output pixel (rotate about the ego, then shift)."""
-        s = self.config.scaling
-        ego_px = s * (np.array([pose.x, pose.y]) - self._canvas_origin(pose))
+        """2x3 matrix on pixel indices: canvas -> output (rotate about the ego, then shift)."""
+        ego_px = np.full(2, self.canvas / 2)  # the viewer centres the canvas on the ego
         c, si = np.cos(pose.heading), np.sin(pose.heading)
         rot = np.array([[c, si], [-si, c]])  # world-aligned -> ego-aligned
-        target = np.array(
+        target = np.round(
             [self.config.centering[0] * self.config.width, self.config.centering[1] * self.config.height]
         )
         return np.hstack([rot, (target - rot @ ego_px)[:, None]])
 
+    def _canvas_to_output(self, canvas_px: np.ndarray, pose: Pose) -> np.ndarray:
+        # Corner coordinates (pixel (i, j) covers [j, j+1) x [i, i+1)) are indices + 0.5.
+        a = self._affine(pose)
+        return (canvas_px - 0.5) @ a[:, :2].T + a[:, 2] + 0.5
+
     # -- projection ------------------------------------------------------------------------
     def world_to_pixel(self, points: np.ndarray, pose: Pose) -> np.ndarray:
-        """(N, 2) world metres -> (N, 2) output pixels (u column, v row), no rounding."""
-        s = self.config.scaling
-        canvas_px = s * (np.atleast_2d(points) - self._canvas_origin(pose))
-        a = self._affine(pose)
-        return canvas_px @ a[:, :2].T + a[:, 2]
+        """(N, 2) world metres -> (N, 2) output pixels (u column, v row; pixel (i, j) covers
+        [j, j+1) x [i, i+1)), no rounding."""
+        canvas_px = self.config.scaling * (np.atleast_2d(points) - self._canvas_origin(pose))
+        return self._canvas_to_output(canvas_px, pose)
 
     def pixel_to_world(self, pixels: np.ndarray, pose: Pose) -> np.ndarray:
         """Inverse of `world_to_pixel`."""
         a = self._affine(pose)
-        canvas_px = (np.atleast_2d(pixels) - a[:, 2]) @ np.linalg.inv(a[:, :2]).T
+        canvas_px = (np.atleast_2d(pixels) - 0.5 - a[:, 2]) @ np.linalg.inv(a[:, :2]).T + 0.5
         return canvas_px / self.config.scaling + self._canvas_origin(pose)
 
     def vehicle_box(self, x: float, y: float, heading: float, length: float, width: float, pose: Pose) -> np.ndarray:
@@ -129,9 +134,7 @@ class Camera:
         rot = np.array([[c, -si], [si, c]])
         half = np.array([pix(length) / 2, pix(width) / 2])
         corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half + [body_u, body_v]
-        canvas_px = center + corners @ rot.T
-        a = self._affine(pose)
-        return canvas_px @ a[:, :2].T + a[:, 2]
+        return self._canvas_to_output(center + corners @ rot.T, pose)
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

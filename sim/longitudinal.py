@@ -51,7 +51,7 @@ def idm_acceleration(
 
 @dataclass(frozen=True)
 class RadarParams:
-    range_m: float = 80.0  # [m] detection range
+    range_m: float = 150.0  # [m] detection range: a stop from 30 m/s at 5 m/s2 takes 90 m
     fov_deg: float = 70.0  # [deg] half-angle of the field of view
     path_half_width: float = 2.0  # [m] lateral window around the predicted path
     conflict_horizon: float = 4.0  # [s] look-ahead for crossing traffic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -177,6 +178,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.getcwd() not in sys.path:  # module:Class paths resolve from here, as with uvicorn
+        sys.path.insert(0, os.getcwd())
     try:
         if args.command == "scenarios":
             return cmd_scenarios()

@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # test-only agents (agents_for_tests) by module:Class, in workers too
+sys.path.insert(0, str(HERE.parent / "examples"))
+
+
+@pytest.fixture(scope="session")
+def envs():
+    """One SteerEnv per (scenario, split), shared: construction costs a pygame surface."""
+    from steerbench.sim.env import SteerEnv
+
+    cache = {}
+
+    def get(scenario, split="train", **kw):
+        key = (scenario, split, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = SteerEnv(scenario, split, **kw)
+        return cache[key]
+
+    yield get
+    for env in cache.values():
+        env.close()
