@@ -22,6 +22,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from highway_env.envs.common.graphics import EnvViewer  # noqa: E402
 
+from .fastroad import only_lanes_near  # noqa: E402
 from .types import CameraConfig  # noqa: E402
 
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
@@ -67,7 +68,9 @@ class Camera:
     def render(self, ego) -> tuple[np.ndarray, Pose]:
         """One RGB frame (H, W, 3) uint8 and the pose it was taken from."""
         self.viewer.observer_vehicle = ego
-        self.viewer.display()
+        reach = self.canvas / self.config.scaling  # beyond the canvas' half-diagonal
+        with only_lanes_near(ego.road.network, ego.position, reach):
+            self.viewer.display()
         canvas = self.viewer.get_image()
         pose = Pose(float(ego.position[0]), float(ego.position[1]), float(ego.heading))
         # Nearest neighbour keeps every pixel a colour the renderer drew (crisp 9 x 3 px cars,
