@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/steerbench eval --agent expert --agent lane_keeper --agent idle \
 		--scenarios highway,merge,roundabout,intersection,racetrack --split train \
-		--episodes 4 --seed 0 --workers 2 --logdir runs/demo
+		--episodes 3 --seed 0 --workers 2 --logdir runs/demo
 	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs/demo"
 
 test: $(STAMP)

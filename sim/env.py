@@ -98,11 +98,13 @@ class SteerEnv(gym.Env):
         self._last_rgb: np.ndarray | None = None
         self._pose: Pose | None = None
         self._noise = np.random.default_rng(0)
+        self._truth: GroundTruth | None = None
 
     # -- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.core.reset(seed=seed)
+        self._truth = None
         self._noise = np.random.default_rng(None if seed is None else seed + 7919)
         self._colour_traffic()
         self.time = 0.0
@@ -123,6 +125,7 @@ class SteerEnv(gym.Env):
         if self.mode == "steering":
             action[0] = self._cruise_command(action[1])
         _, reward, terminated, truncated, info = self.core.step(action)
+        self._truth = None
         self.time += 1.0 / self.policy_hz
         self._colour_traffic()
         self._frames.append(self._capture())
@@ -158,6 +161,12 @@ class SteerEnv(gym.Env):
         return self._pose
 
     def ground_truth(self) -> GroundTruth:
+        """Privileged state now (cached until the simulation moves)."""
+        if self._truth is None:
+            self._truth = self._build_truth()
+        return self._truth
+
+    def _build_truth(self) -> GroundTruth:
         ego = self.core.vehicle
         others = [vehicle_state(v) for v in self.core.road.vehicles if v is not ego]
         others += [vehicle_state(o, "obstacle") for o in self.core.road.objects]

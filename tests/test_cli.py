@@ -111,3 +111,14 @@ def test_a_torn_last_line_is_cut_and_rerun(tmp_path, capsys):
     code, out, err = run(argv, capsys)
     assert code == 0 and "1 episodes run" in out and "torn" in err
     assert len(_rows(results)) == 2
+
+
+def test_the_readme_example_agent_runs_by_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, out, err = run(["eval", "--agent", "examples.my_agent:RoadCentreAgent", "--agent-opt",
+                          "RoadCentreAgent.gain=0.05", "--scenarios", "merge", "--episodes", "1",
+                          "--logdir", str(tmp_path), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "RoadCentreAgent [pixels]" in out
+    row = _rows(tmp_path / "results.jsonl")[0]
+    assert row["error"] is None and row["metrics"]["steps"] > 0

@@ -103,3 +103,26 @@ def test_commands_follow_the_route():
         expected = {"turn left": -np.pi / 2, "go straight": 0.0, "turn right": np.pi / 2}[name]
         assert turn == pytest.approx(expected, abs=0.1), name  # +y is the driver's right
     env.close()
+
+
+def test_steering_mode_overrides_throttle_and_full_mode_does_not(envs):
+    speeds = {}
+    for mode in ("steering", "full"):
+        env = envs("merge", mode=mode)
+        env.reset(seed=4)
+        v0 = env.core.vehicle.speed
+        for _ in range(5):
+            _, _, _, _, info = env.step(np.array([-1.0, 0.0]))  # full braking asked for
+        speeds[mode] = (v0, env.core.vehicle.speed, info["applied_action"][0])
+    v0, v1, applied = speeds["full"]
+    assert applied == -1.0 and v1 == pytest.approx(max(v0 - 5.0 * 1.0, 0.0), abs=0.2)
+    v0, v1, applied = speeds["steering"]
+    assert applied > -1.0 and v1 > v0 - 5.0 * 1.0 + 1.0  # the cruise control did not brake so hard
+
+
+def test_bad_actions_are_refused(envs):
+    env = envs("merge")
+    env.reset(seed=0)
+    for bad in (np.zeros(3), np.array([0.0, np.nan])):
+        with pytest.raises(ValueError, match="2 finite numbers"):
+            env.step(bad)
