@@ -108,11 +108,9 @@ class ExpertAgent:
         new_lead, new_follow = neighbours(net, side, ego, truth.others)
         if (new_lead and new_lead.gap < self.o.min_gap) or (new_follow and new_follow.gap < self.o.min_gap):
             return None
-        ego_as_leader = lambda f: Neighbour(ego, f.gap)  # noqa: E731
         if new_follow is not None:
-            fv = new_follow.vehicle
-            after = self._accel(fv, ego_as_leader(new_follow), fv.speed + 1.0)
-            if after < -self.o.safe_braking:
+            follow_after = self._follower_accel(new_follow, Neighbour(ego, new_follow.gap))
+            if follow_after < -self.o.safe_braking:
                 return None
         ego_after = self._accel(ego, new_lead, desired)
         if mandatory:
@@ -120,12 +118,20 @@ class ExpertAgent:
         old_lead, old_follow = neighbours(net, current, ego, truth.others)
         gain = ego_after - self._accel(ego, old_lead, desired)
         if new_follow is not None:
-            fv = new_follow.vehicle
-            before = self._accel(fv, new_lead and Neighbour(new_lead.vehicle, new_follow.gap + new_lead.gap + ego.length), fv.speed + 1.0)
-            gain += self.o.politeness * (after - before)
+            follow_before = self._follower_accel(new_follow, _without_ego(new_follow, new_lead, ego))
+            gain += self.o.politeness * (follow_after - follow_before)
         if old_follow is not None:
-            fv = old_follow.vehicle
-            before = self._accel(fv, ego_as_leader(old_follow), fv.speed + 1.0)
-            after_old = self._accel(fv, old_lead and Neighbour(old_lead.vehicle, old_follow.gap + old_lead.gap + ego.length), fv.speed + 1.0)
-            gain += self.o.politeness * (after_old - before)
+            old_before = self._follower_accel(old_follow, Neighbour(ego, old_follow.gap))
+            old_after = self._follower_accel(old_follow, _without_ego(old_follow, old_lead, ego))
+            gain += self.o.politeness * (old_after - old_before)
         return gain
+
+    def _follower_accel(self, follower: Neighbour, leader: Neighbour | None) -> float:
+        # Other drivers' desired speeds are unknown: take a little above their current one.
+        v = follower.vehicle
+        return self._accel(v, leader, v.speed + 1.0)
+
+
+def _without_ego(follower: Neighbour, leader: Neighbour | None, ego: VehicleState) -> Neighbour | None:
+    """The follower's leader, as it would be if the ego were not between them."""
+    return None if leader is None else Neighbour(leader.vehicle, follower.gap + leader.gap + ego.length)
