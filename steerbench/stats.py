@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats
 
 RATES = ("success", "collision", "off_road")
+UNIT_INTERVAL = ("route_completion", "driving_score", "autonomy")  # metrics that live in [0, 1]
+SIGNED = ("env_reward",)  # every other metric is >= 0
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,14 @@ def mean(values: Sequence[float], level: float = 0.95) -> Estimate:
 
 
 def estimate(metric: str, values: Sequence[float]) -> Estimate:
-    return rate(values) if metric in RATES else mean(values)
+    """Wilson for rates; a t interval for means, clipped to the range the metric can take."""
+    if metric in RATES:
+        return rate(values)
+    e = mean(values)
+    if metric in SIGNED or math.isnan(e.low):
+        return e
+    high = min(e.high, 1.0) if metric in UNIT_INTERVAL else e.high
+    return Estimate(e.mean, max(e.low, 0.0), high, e.n)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> Estimate:
