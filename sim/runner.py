@@ -130,11 +130,7 @@ class EpisodeRunner:
         env = self.env(task.scenario, task.split, task.env)
         start = time.perf_counter()
         obs, _ = env.reset(seed=task.seed)
-        info = EpisodeInfo(
-            scenario=task.scenario, split=task.split, seed=task.seed, index=task.index,
-            policy_hz=task.env.policy_hz, mode=task.env.mode, command=env.command,
-            command_names=env.spec_.commands, max_steps=env.max_steps,
-        )
+        info = episode_info(env, task)
         records: list[StepRecord] = []
         strip: list[np.ndarray] = []
         step_info: dict = {}
@@ -195,6 +191,15 @@ class EpisodeRunner:
             wall_s=wall,
             policy_hz=env.policy_hz,
         )
+
+
+def episode_info(env: SteerEnv, task: Any) -> EpisodeInfo:
+    """What `Agent.reset` gets, for an environment just reset for `task`."""
+    return EpisodeInfo(
+        scenario=task.scenario, split=task.split, seed=task.seed, index=task.index,
+        policy_hz=task.env.policy_hz, mode=task.env.mode, command=env.command,
+        command_names=env.spec_.commands, max_steps=env.max_steps,
+    )
 
 
 def _describe(exc: BaseException) -> str:

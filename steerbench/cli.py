@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from steerbench.agents.registry import AgentError, AgentSpec, describe_options, known_agents, load_object, resolve
+from steerbench.sim.dataset import DatasetError
 from steerbench.sim.registration import env_id
 from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import SUITE, UnknownScenarioError, check_split, parse_scenarios
@@ -25,7 +26,7 @@ class UsageError(ValueError):
     pass
 
 
-USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, UsageError)
+USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, UsageError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +59,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _frame_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)x(\d+)", text)
     if not m or int(m[1]) < 16 or int(m[2]) < 16:
@@ -76,24 +87,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registry name, entry point or module:Class; repeat for several agents")
     e.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE",
                    help="set an option of one agent, e.g. expert.politeness=0.3")
-    e.add_argument("--scenarios", default="all", help="comma-separated scenario names, or 'all'")
-    e.add_argument("--split", default="train", choices=SPLITS)
-    e.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
-    e.add_argument("--seed", type=_non_negative_int, default=0, help="index of the first episode")
-    e.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
+    _add_episode_args(e)
     e.add_argument("--logdir", type=Path, default=Path("runs/eval"), help="run directory (resumed if it exists)")
-    e.add_argument("--mode", choices=("steering", "full"), default="steering",
-                   help="steering: shared cruise control drives the throttle; full: the agent does")
-    e.add_argument("--frame-size", type=_frame_size, default=(128, 64), metavar="WxH")
-    e.add_argument("--scaling", type=_positive(float), default=1.75, help="camera scale [px/m]")
-    e.add_argument("--stack", type=_positive(int), default=4, help="frames per observation")
-    e.add_argument("--color", action="store_true", help="RGB frames instead of grayscale")
-    e.add_argument("--policy-hz", type=_positive(int), default=5)
-    e.add_argument("--sim-hz", type=_positive(int), default=10)
     e.add_argument("--act-timeout", type=_positive(float), default=10.0, help="seconds allowed per act() call")
     e.add_argument("--strips", type=_non_negative_int, default=1, help="episodes per agent x scenario with a frame strip")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c = sub.add_parser("collect", help="record a dataset of teacher rollouts (frames, actions, boxes)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--teacher", default="expert", metavar="AGENT", help="registry name, entry point or module:Class")
+    c.add_argument("--teacher-opt", action="append", default=[], metavar="KEY=VALUE", help="an option of the teacher")
+    _add_episode_args(c)
+    c.add_argument("--out", type=Path, required=True, help="dataset directory (resumed if it exists)")
+    c.add_argument("--noise", type=_non_negative_float, default=0.0,
+                   help="sd of steering noise added to the executed action; labels stay clean")
+    c.add_argument("--noise-fraction", type=_non_negative_float, default=0.5, help="share of episodes with noise")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _add_episode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenarios", default="all", help="comma-separated scenario names, or 'all'")
+    p.add_argument("--split", default="train", choices=SPLITS)
+    p.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="index of the first episode")
+    p.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
+    p.add_argument("--mode", choices=("steering", "full"), default="steering",
+                   help="steering: shared cruise control drives the throttle; full: the agent does")
+    p.add_argument("--frame-size", type=_frame_size, default=(128, 64), metavar="WxH")
+    p.add_argument("--scaling", type=_positive(float), default=1.75, help="camera scale [px/m]")
+    p.add_argument("--stack", type=_positive(int), default=4, help="frames per observation")
+    p.add_argument("--color", action="store_true", help="RGB frames instead of grayscale")
+    p.add_argument("--policy-hz", type=_positive(int), default=5)
+    p.add_argument("--sim-hz", type=_positive(int), default=10)
+
+
+def _env_settings(args: argparse.Namespace) -> EnvSettings:
+    if args.sim_hz % args.policy_hz or args.policy_hz < 5:
+        raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
+    camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,
+                          stack=args.stack, color=args.color)
+    return EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz)
 
 
 def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[AgentSpec, ...]:
@@ -101,7 +134,7 @@ def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[Ag
     for arg in agent_args:
         label, sep, spec = arg.partition("=")
         if not sep:
-            label, spec = (arg.rsplit(":", 1)[1] if ":" in arg else arg), arg
+            label, spec = _label_of(arg), arg
         if not LABEL.match(label) or label in ("tb", "media"):
             raise UsageError(f"bad agent label {label!r}: use letters, digits, '_', '-', '.' (not tb or media)")
         pairs.append((label, resolve(spec)))
@@ -153,15 +186,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     check_split(args.split)
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
-    if args.sim_hz % args.policy_hz or args.policy_hz < 5:
-        raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
-    camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,
-                          stack=args.stack, color=args.color)
     cfg = EvalConfig(
         agents=parse_agents(args.agent, args.agent_opt), scenarios=scenarios, split=args.split,
         episodes=args.episodes, seed=args.seed, workers=args.workers, logdir=args.logdir,
-        env=EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz),
-        act_timeout_s=args.act_timeout, strip_episodes=args.strips, progress=not args.no_progress,
+        env=_env_settings(args), act_timeout_s=args.act_timeout, strip_episodes=args.strips,
+        progress=not args.no_progress,
     )
     out = run_eval(cfg)
     from .report import comparison_table, summary_table
@@ -176,6 +205,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .collect import CollectConfig, collect
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    (teacher,) = parse_agents([args.teacher], [f"{_label_of(args.teacher)}.{o}" for o in args.teacher_opt])
+    cfg = CollectConfig(
+        teacher=teacher, scenarios=scenarios, split=args.split, episodes=args.episodes, seed=args.seed,
+        workers=args.workers, out=args.out, env=_env_settings(args), noise_std=args.noise,
+        noise_fraction=args.noise_fraction, progress=not args.no_progress,
+    )
+    manifest = collect(cfg)
+    for key in sorted(manifest["frames"]):
+        print(f"{key}: {manifest['episodes'][key]} episodes, {manifest['frames'][key]} frames")
+    print(f"dataset: {args.out} ({manifest['total_frames']} frames; format in docs/dataset.md)")
+    return 0
+
+
+def _label_of(agent_arg: str) -> str:
+    label, sep, spec = agent_arg.partition("=")
+    if sep:
+        return label
+    return agent_arg.rsplit(":", 1)[1] if ":" in agent_arg else agent_arg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if os.getcwd() not in sys.path:  # module:Class paths resolve from here, as with uvicorn
@@ -185,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_scenarios()
         if args.command == "agents":
             return cmd_agents()
+        if args.command == "collect":
+            return cmd_collect(args)
         return cmd_eval(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)

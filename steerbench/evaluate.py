@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeRunner, Epi
 from steerbench.sim.scenarios import episode_seed
 
 from . import report, rundir
+from .parallel import run_tasks
 from .results import ResultsStore, row_key
 from .tb import save_strip, write_tensorboard
 
@@ -113,35 +113,9 @@ def finish(run_dir: Path, store: ResultsStore, cfg: EvalConfig, meta: dict, ran:
     return EvalOutcome(run_dir, rows, groups, comparisons, ran)
 
 
+def _run_episode(runner: EpisodeRunner, task: EpisodeTask) -> EpisodeResult:
+    return runner.run(task)
+
+
 def _results(tasks: list[EpisodeTask], workers: int) -> Iterator[EpisodeResult]:
-    if not tasks:
-        return
-    if workers <= 1:
-        runner = EpisodeRunner()
-        try:
-            for t in tasks:
-                yield runner.run(t)
-        finally:
-            runner.close()
-        return
-    # spawn: a forked child would inherit torch's thread pools and pygame state mid-use.
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(processes=workers, initializer=_init_worker) as pool:
-        yield from pool.imap_unordered(_run_in_worker, tasks, chunksize=1)
-
-
-_WORKER_RUNNER: EpisodeRunner | None = None  # per worker process: keeps its envs warm
-
-
-def _init_worker() -> None:
-    global _WORKER_RUNNER
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER_RUNNER = EpisodeRunner()
-
-
-def _run_in_worker(task: EpisodeTask) -> EpisodeResult:
-    assert _WORKER_RUNNER is not None
-    return _WORKER_RUNNER.run(task)
-
+    return run_tasks(_run_episode, tasks, workers)

@@ -1,0 +1,118 @@
+"""`steerbench collect`: roll out a teacher and record a dataset (format in sim/dataset.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
+from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
+from steerbench.sim.scenarios import episode_seed
+
+from .parallel import run_tasks
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    teacher: AgentSpec
+    scenarios: tuple[str, ...]
+    split: str = "train"
+    episodes: int = 10  # per scenario
+    seed: int = 0  # index of the first episode
+    workers: int = 1
+    out: Path = Path("data/dataset")
+    env: EnvSettings = EnvSettings()
+    noise_std: float = 0.0  # steering noise added to the executed action (labels stay clean)
+    noise_fraction: float = 0.5  # share of episodes that get the noise
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class CollectTask:
+    agent: str  # label and factory: what EpisodeRunner.agent() needs to build the teacher
+    factory: AgentSpec
+    inputs: str
+    scenario: str
+    split: str
+    index: int
+    seed: int
+    env: EnvSettings
+    noise_std: float
+    root: str
+
+
+def _collect(runner: EpisodeRunner, task: CollectTask) -> dict:
+    env = runner.env(task.scenario, task.split, task.env)
+    arrays = record_episode(
+        env, runner.agent(task), task.seed, lambda e: episode_info(e, task), task.noise_std,
+        lambda e, obs: EpisodeRunner._observation(e, obs, task.inputs),
+    )
+    path = chunk_path(Path(task.root), task.scenario, task.split, task.index)
+    digest = write_chunk(path, arrays)
+    return {
+        "path": str(path.relative_to(task.root)), "sha256": digest, "scenario": task.scenario,
+        "split": task.split, "index": task.index, "seed": task.seed, "steps": int(len(arrays["speed"])),
+        "boxes": int(len(arrays["box_step"])), "noise_std": task.noise_std,
+    }
+
+
+def _check_settings(root: Path, settings: dict) -> None:
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+        except ValueError:
+            raise DatasetError(f"{manifest} is corrupt") from None
+        if old.get("env") != settings:
+            raise DatasetError(f"{root} holds data recorded with other settings; use another --out")
+
+
+def collect(cfg: CollectConfig) -> dict:
+    root = Path(cfg.out)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create {root}: {exc.strerror or exc}") from None
+    settings = json.loads(json.dumps(asdict(cfg.env)))
+    _check_settings(root, settings)
+    info = check_agent(cfg.teacher(), cfg.teacher.label)
+    index = DatasetIndex(root)
+    done = index.keys()
+    tasks = []
+    for scenario in cfg.scenarios:
+        for i in range(cfg.seed, cfg.seed + cfg.episodes):
+            if (scenario, cfg.split, i) in done:
+                continue
+            seed = episode_seed(cfg.split, i)
+            noisy = cfg.noise_std > 0 and np.random.default_rng(seed + 1).uniform() < cfg.noise_fraction
+            tasks.append(CollectTask(cfg.teacher.label, cfg.teacher, info.inputs, scenario, cfg.split, i, seed,
+                                     cfg.env, cfg.noise_std if noisy else 0.0, str(root)))
+    total = len(cfg.scenarios) * cfg.episodes
+    with tqdm(total=total, initial=total - len(tasks), desc="collect", unit="ep", disable=not cfg.progress) as bar:
+        for row in run_tasks(_collect, tasks, cfg.workers):
+            index.append(row)
+            bar.update(1)
+    return write_manifest(root, index, settings, cfg.teacher)
+
+
+def write_manifest(root: Path, index: DatasetIndex, settings: dict, teacher: AgentSpec) -> dict:
+    frames, episodes = Counter(), Counter()
+    for r in index.rows:
+        frames[f"{r['scenario']}/{r['split']}"] += r["steps"]
+        episodes[f"{r['scenario']}/{r['split']}"] += 1
+    manifest = {
+        "format_version": FORMAT_VERSION, "env": settings,
+        "teacher": {"label": teacher.label, "target": teacher.target, "options": dict(teacher.options)},
+        "frames": dict(frames), "episodes": dict(episodes), "total_frames": sum(frames.values()),
+    }
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, root / "manifest.json")
+    return manifest

@@ -1,0 +1,43 @@
+"""Run tasks in worker processes that keep their environments and agents warm."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+from typing import Any, Callable, Iterator, Sequence
+
+from steerbench.sim.runner import EpisodeRunner
+
+Job = Callable[[EpisodeRunner, Any], Any]  # a module-level function, so that it pickles
+
+_RUNNER: EpisodeRunner | None = None  # one per worker process
+
+
+def run_tasks(job: Job, tasks: Sequence[Any], workers: int) -> Iterator[Any]:
+    """Results of `job(runner, task)` for every task, as they finish (any order)."""
+    if not tasks:
+        return
+    if workers <= 1:
+        runner = EpisodeRunner()
+        try:
+            for t in tasks:
+                yield job(runner, t)
+        finally:
+            runner.close()
+        return
+    # spawn: a forked child would inherit torch's thread pools and pygame state mid-use.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(processes=workers, initializer=_init_worker) as pool:
+        yield from pool.imap_unordered(_call, [(job, t) for t in tasks], chunksize=1)
+
+
+def _init_worker() -> None:
+    global _RUNNER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _RUNNER = EpisodeRunner()
+
+
+def _call(item: tuple[Job, Any]) -> Any:
+    job, task = item
+    assert _RUNNER is not None
+    return job(_RUNNER, task)
