@@ -1,1 +1,1 @@
-"""Perception: detectors and trackers (see the modular-agent issue)."""
+"""Perception: detection types, the classical (OpenCV) detector and detection metrics."""
