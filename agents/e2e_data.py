@@ -1,0 +1,35 @@
+"""Training samples for the end-to-end network, from a `steerbench collect` dataset.
+
+Each sample is the observation the teacher saw (the frame stack rebuilt from the stored newest
+frames), its speed and command, and the teacher's clean action as the target. Frames stay uint8
+in memory (20k frames of 128 x 64 are 160 MB).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from steerbench.sim.dataset import iter_episodes, stack_frames
+
+
+class ImitationDataset(Dataset):
+    def __init__(self, root: Path, split: str | None = None, stack: int = 4, outputs: int = 1) -> None:
+        if outputs not in (1, 2):
+            raise ValueError("outputs must be 1 (steering) or 2 (acceleration and steering)")
+        self.episodes = list(iter_episodes(root, split))
+        self.stack, self.outputs = stack, outputs
+        self.index = np.array([(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep.speed))], dtype=np.int64).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        e, t = self.index[i]
+        ep = self.episodes[e]
+        frames = torch.from_numpy(np.ascontiguousarray(stack_frames(ep.frames, int(t), self.stack)))
+        target = ep.action[t, 1:] if self.outputs == 1 else ep.action[t]
+        return frames, torch.tensor(float(ep.speed[t])), torch.tensor(int(ep.command[t])), torch.from_numpy(target.copy())
