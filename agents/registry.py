@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "expert": "steerbench.agents.expert:ExpertAgent",
     "lane_keeper": "steerbench.agents.reference:LaneKeeperAgent",
     "idle": "steerbench.agents.reference:IdleAgent",
+    "e2e": "steerbench.agents.e2e_agent:E2EAgent",
 }
 
 
@@ -151,7 +152,10 @@ class AgentSpec:
     def __call__(self) -> Any:
         cls = self.load_class()
         opts = build_options(cls, dict(self.options))
-        agent = cls(opts) if opts is not None else cls()
+        try:
+            agent = cls(opts) if opts is not None else cls()
+        except Exception as exc:  # noqa: BLE001 - a missing checkpoint, a bad file, ...
+            raise AgentError(f"cannot build agent {self.label!r}: {exc}") from None
         check_agent(agent, self.label)
         return agent
 

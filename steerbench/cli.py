@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentError, AgentSpec, describe_options, known_agents, load_object, resolve
 from steerbench.sim.dataset import DatasetError
 from steerbench.sim.registration import env_id
@@ -26,7 +27,7 @@ class UsageError(ValueError):
     pass
 
 
-USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, UsageError)
+USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, TrainingError, UsageError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sd of steering noise added to the executed action; labels stay clean")
     c.add_argument("--noise-fraction", type=_non_negative_float, default=0.5, help="share of episodes with noise")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = sub.add_parser("train-e2e", help="train the end-to-end network by imitation of a dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", type=Path, required=True, help="dataset directory from steerbench collect")
+    t.add_argument("--logdir", type=Path, required=True, help="run directory (resumed if it exists)")
+    t.add_argument("--size", choices=("S", "M", "L"), default="M")
+    t.add_argument("--epochs", type=_positive(int), default=10)
+    t.add_argument("--batch", type=_positive(int), default=64)
+    t.add_argument("--lr", type=_positive(float), default=1e-3)
+    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--patience", type=_positive(int), default=3, help="epochs without train-dev improvement")
+    t.add_argument("--full", action="store_true", help="also predict acceleration (for --mode full)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -212,6 +225,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_e2e(args: argparse.Namespace) -> int:
+    from steerbench.agents.e2e_train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
+                      batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
+                      outputs=2 if args.full else 1, progress=not args.no_progress)
+    state = train(cfg)
+    for h in state["history"]:
+        print(f"epoch {h['epoch']}: train L1 {h['train_l1']:.4f}, train-dev L1 {h['train_dev_l1']:.4f}")
+    print(f"best train-dev L1 {state['best']:.4f}; checkpoint {args.logdir / 'checkpoints' / 'best.pt'}")
+    return 0
+
+
 def _label_of(agent_arg: str) -> str:
     label, sep, spec = agent_arg.partition("=")
     if sep:
@@ -230,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_agents()
         if args.command == "collect":
             return cmd_collect(args)
+        if args.command == "train-e2e":
+            return cmd_train_e2e(args)
         return cmd_eval(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)

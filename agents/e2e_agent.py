@@ -1,0 +1,53 @@
+"""The end-to-end contestant: drives with a checkpoint from `steerbench train-e2e`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from steerbench.sim.types import EpisodeInfo, Observation
+
+from .base import AgentInfo
+from .e2e_train import load_checkpoint
+from .pilotnet import NetConfig, PilotNet
+
+
+@dataclass(frozen=True)
+class E2EOptions:
+    checkpoint: str = ""  # path to best.pt or last.pt of a train-e2e run (required)
+    device: str = "cpu"  # torch device for inference
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint:
+            raise ValueError("the e2e agent needs a checkpoint: --agent-opt e2e.checkpoint=PATH")
+
+
+class E2EAgent:
+    Options = E2EOptions
+    info = AgentInfo("e2e", "pixels", "PilotNet-class network cloned from the expert (train-e2e)")
+
+    def __init__(self, options: E2EOptions) -> None:
+        blob = load_checkpoint(Path(options.checkpoint))  # weights_only: never unpickles code
+        self.config = NetConfig(**blob["config"])
+        self.net = PilotNet(self.config)
+        self.net.load_state_dict(blob["model"])
+        self.net.to(options.device).eval()
+        self.device = options.device
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        pass  # stateless: the frame stack carries the history
+
+    @torch.no_grad()
+    def act(self, obs: Observation) -> np.ndarray:
+        c = self.config
+        expected = (c.stack, c.height, c.width) + ((3,) if c.channels == 3 else ())
+        if obs.frames.shape != expected:
+            raise ValueError(f"checkpoint expects frames {expected}, got {obs.frames.shape}")
+        out = self.net(
+            torch.from_numpy(np.ascontiguousarray(obs.frames))[None].to(self.device),
+            torch.tensor([obs.speed], device=self.device), torch.tensor([obs.command], device=self.device),
+        )[0].cpu().numpy()
+        return np.array([0.0, out[0]]) if c.outputs == 1 else out.astype(np.float64)

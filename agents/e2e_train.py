@@ -1,0 +1,177 @@
+"""Behaviour cloning of the expert: `steerbench train-e2e`.
+
+One readable loop: Adam on the L1 error between the network's output and the teacher's clean
+action, photometric augmentation, early stopping on the train-dev split, a checkpoint after
+every epoch (state dicts and plain config, loadable with `torch.load(weights_only=True)`), and
+resumption from the last checkpoint when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from .e2e_data import ImitationDataset
+from .errors import TrainingError
+from .pilotnet import NetConfig, PilotNet, parameter_count
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str  # dataset directory from `steerbench collect`
+    logdir: str  # run directory: TensorBoard, checkpoints/, config.json
+    size: str = "M"  # network size: S, M or L
+    epochs: int = 10  # most epochs to train
+    batch: int = 64  # samples per step
+    lr: float = 1e-3  # Adam learning rate
+    seed: int = 0  # seeds weights, shuffling and augmentation
+    patience: int = 3  # epochs without a better train-dev loss before stopping
+    outputs: int = 1  # 1: steering; 2: acceleration and steering (full mode)
+    brightness: float = 0.2  # augmentation: frames scaled by U(1 - b, 1 + b)
+    noise_sd: float = 4.0  # augmentation: Gaussian pixel noise [grey levels]
+    holdout: float = 0.1  # share of train episodes held out when the data has no train-dev split
+    progress: bool = True
+
+
+def _augment(frames: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Brightness and sensor noise: photometric only, so the steering label stays valid."""
+    x = frames.float()
+    scale = 1.0 + (torch.rand(len(x), *([1] * (x.dim() - 1)), generator=gen) * 2 - 1) * cfg.brightness
+    x = x * scale + torch.randn(x.shape, generator=gen) * cfg.noise_sd
+    return x.clamp(0, 255).to(torch.uint8)
+
+
+def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset | ImitationDataset, Subset | ImitationDataset]:
+    try:
+        full = ImitationDataset(Path(cfg.data), None, stack=stack, outputs=cfg.outputs)
+    except Exception as exc:  # a dataset error of any kind ends here with one line
+        raise TrainingError(f"cannot read dataset {cfg.data}: {exc}") from None
+    split_of = np.array([full.episodes[e].split for e, _ in full.index])
+    train = np.flatnonzero(split_of == "train")
+    dev = np.flatnonzero(split_of == "train-dev")
+    if not len(train):
+        raise TrainingError(f"{cfg.data} has no train-split episodes")
+    if not len(dev):  # hold out whole episodes: neighbouring frames would leak
+        episode = full.index[train, 0]
+        ids = np.unique(episode)
+        held = ids[: max(1, int(round(len(ids) * cfg.holdout)))] if len(ids) > 1 else ids[:0]
+        dev, train = train[np.isin(episode, held)], train[~np.isin(episode, held)]
+    if not len(dev) or not len(train):
+        raise TrainingError("early stopping needs a train-dev split or at least 2 train episodes")
+    return full, Subset(full, train.tolist()), Subset(full, dev.tolist())
+
+
+def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generator | None) -> torch.Tensor:
+    frames, speed, command, target = batch
+    if gen is not None:
+        frames = _augment(frames, cfg, gen)
+    out = net(frames.to(device), speed.to(device), command.to(device))
+    return torch.nn.functional.l1_loss(out, target.to(device).float())
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a kill mid-save never leaves a broken checkpoint
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
+
+
+def train(cfg: TrainConfig) -> dict:
+    logdir = Path(cfg.logdir)
+    ckpt_dir = logdir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    full, train_set, dev_set = _splits(cfg, stack=4)
+    sample = full.episodes[0].frames
+    net_cfg = NetConfig(size=cfg.size, stack=4, channels=1 if sample.ndim == 3 else 3,
+                        height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(cfg.seed)
+    net = PilotNet(net_cfg).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    state = {"epoch": 0, "best": float("inf"), "stale": 0, "history": []}
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        blob = load_checkpoint(last)
+        if blob["train_config"] != _comparable(cfg):
+            raise TrainingError(f"{logdir} holds a run with another configuration; use another --logdir")
+        net.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        state = json.loads(blob["state"])
+        torch.set_rng_state(blob["rng"])
+    (logdir / "config.json").write_text(json.dumps({"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(),
+                                                    "parameters": parameter_count(net)}, indent=2))
+    writer = SummaryWriter(str(logdir / "tb"))
+    writer.add_text("hparams", json.dumps({**dataclasses.asdict(cfg), "parameters": parameter_count(net)}, indent=1))
+    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    try:
+        while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
+            epoch = state["epoch"] + 1
+            train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
+            dev_loss = _evaluate(net, dev_set, cfg, device)
+            improved = dev_loss < state["best"]
+            state.update(epoch=epoch, best=min(state["best"], dev_loss), stale=0 if improved else state["stale"] + 1)
+            state["history"].append({"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss})
+            for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss), ("time/samples_per_s", rate)):
+                writer.add_scalar(tag, value, epoch)
+            blob = {"model": net.state_dict(), "optimizer": opt.state_dict(), "config": net_cfg.as_dict(),
+                    "train_config": _comparable(cfg), "state": json.dumps(state), "rng": torch.get_rng_state()}
+            if improved:
+                _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch})
+            _save(last, blob)
+            gen = torch.Generator().manual_seed(cfg.seed + epoch)
+    finally:
+        writer.close()
+    return state
+
+
+def _comparable(cfg: TrainConfig) -> str:
+    """What must match to resume (not `epochs`: a run may be extended)."""
+    d = dataclasses.asdict(cfg)
+    for k in ("epochs", "progress", "patience"):
+        d.pop(k)
+    return json.dumps(d, sort_keys=True)
+
+
+def _epoch(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, epoch: int) -> tuple[float, float]:
+    net.train()
+    loader = DataLoader(data, batch_size=cfg.batch, shuffle=True, generator=gen, num_workers=0)
+    total, n, start = 0.0, 0, time.perf_counter()
+    for batch in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):
+        loss = _loss(net, batch, device, cfg, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(batch[0])
+        n += len(batch[0])
+    return total / max(n, 1), n / max(time.perf_counter() - start, 1e-9)
+
+
+@torch.no_grad()
+def _evaluate(net, data, cfg: TrainConfig, device: str) -> float:
+    if not len(data):
+        return float("nan")
+    net.eval()
+    total, n = 0.0, 0
+    for batch in DataLoader(data, batch_size=256, shuffle=False):
+        total += _loss(net, batch, device, cfg, None).item() * len(batch[0])
+        n += len(batch[0])
+    return total / n
