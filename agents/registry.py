@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "lane_keeper": "steerbench.agents.reference:LaneKeeperAgent",
     "idle": "steerbench.agents.reference:IdleAgent",
     "e2e": "steerbench.agents.e2e_agent:E2EAgent",
+    "modular": "steerbench.agents.modular:ModularAgent",
 }
 
 

@@ -63,11 +63,20 @@ class PlannerParams:
 
 
 def _resample(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Points at arc lengths `s` (clamped) along a polyline."""
+    """Points at arc lengths `s` (clamped) along a polyline, counted from the point abreast of
+    the ego (the origin): a centre line may start behind it."""
     seg = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
-    s = np.clip(s, 0.0, cum[-1])
+    s = np.clip(s + _abreast(polyline, cum), 0.0, cum[-1])
     return np.stack([np.interp(s, cum, polyline[:, 0]), np.interp(s, cum, polyline[:, 1])], axis=1)
+
+
+def _abreast(polyline: np.ndarray, cum: np.ndarray) -> float:
+    """Arc length of the polyline's point closest to the origin."""
+    a, ab = polyline[:-1], np.diff(polyline, axis=0)
+    t = np.clip(-np.einsum("ij,ij->i", a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
+    i = int(np.argmin(np.linalg.norm(a + t[:, None] * ab, axis=1)))
+    return float(cum[i] + t[i] * (cum[i + 1] - cum[i]))
 
 
 class TrajectoryPlanner:

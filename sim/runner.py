@@ -198,7 +198,7 @@ def episode_info(env: SteerEnv, task: Any) -> EpisodeInfo:
     return EpisodeInfo(
         scenario=task.scenario, split=task.split, seed=task.seed, index=task.index,
         policy_hz=task.env.policy_hz, mode=task.env.mode, command=env.command,
-        command_names=env.spec_.commands, max_steps=env.max_steps,
+        command_names=env.spec_.commands, max_steps=env.max_steps, camera=env.camera_config,
     )
 
 

@@ -91,6 +91,7 @@ class EpisodeInfo:
     command: int
     command_names: tuple[str, ...] = ()
     max_steps: int = 0
+    camera: "CameraConfig | None" = None  # the frames' geometry (centering resolved)
 
 
 @dataclass(frozen=True)

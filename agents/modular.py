@@ -1,0 +1,154 @@
+"""The modular contestant: detector -> tracker -> trajectory planner -> steering controller.
+
+Every stage is an option: `detector=classical|ground_truth`, `controller=pure_pursuit|stanley`;
+lanes come from the map (`lanes=map`, an HD-map prior: lane centre lines and the ego's localised
+pose). With the classical detector the agent uses pixels and the map ("pixels+map"); with the
+ground-truth detector it is privileged (the oracle of the ceiling analysis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from steerbench.perception.classical import ClassicalDetector
+from steerbench.perception.tracker import EgoMotion, KalmanTracker, TrackerOptions
+from steerbench.perception.types import Detection, FrameGeometry
+from steerbench.planning.controllers import PurePursuit, Stanley
+from steerbench.planning.lanes import LaneTracker
+from steerbench.planning.planner import Lane, TrajectoryPlanner
+from steerbench.sim.longitudinal import idm_acceleration
+from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, RoadPrior, VehicleState
+
+from .base import AgentInfo
+
+LOOKAHEAD_M = 100.0  # [m] of lane centre line handed to the planner
+BEHIND_M = 5.0  # [m] of it behind the ego
+
+
+@dataclass(frozen=True)
+class ModularOptions:
+    detector: Literal["classical", "ground_truth"] = "classical"
+    lanes: Literal["map"] = "map"  # pixel lane detection is still to come
+    controller: Literal["pure_pursuit", "stanley"] = "pure_pursuit"
+    cruise_speed: float = 30.0  # [m/s] desired speed, capped by each lane's limit
+
+
+class ModularAgent:
+    Options = ModularOptions
+    info = AgentInfo("modular", "pixels+map", "detector -> tracker -> planner -> controller")
+
+    def __init__(self, options: ModularOptions = ModularOptions()) -> None:
+        self.o = options
+        privileged = options.detector == "ground_truth"
+        self.info = AgentInfo("modular", "privileged" if privileged else "pixels+map",
+                              f"detector={options.detector}, lanes={options.lanes}, controller={options.controller}")
+        self.controller = PurePursuit() if options.controller == "pure_pursuit" else Stanley()
+        self.planner = TrajectoryPlanner()
+        self.tracker = KalmanTracker()
+        self.detector: ClassicalDetector | None = None
+        self.lane: LaneTracker | None = None
+        self.full = False
+        self.last_pose: VehicleState | None = None
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        self.tracker = KalmanTracker(TrackerOptions(dt=1.0 / episode.policy_hz))
+        cam = episode.camera
+        if cam is not None:
+            self.detector = ClassicalDetector(FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering))
+        self.lane, self.last_pose = None, None
+        self.full = episode.mode == "full"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        road = obs.road
+        if road is None:
+            raise RuntimeError("the modular agent needs the map (inputs pixels+map)")
+        if self.lane is None:
+            self.lane = LaneTracker(road.network, road.ego.lane_index, road.route)
+        self.lane.update(road.ego.position, road.ego.lane_index)
+        tracks = self.tracker.update(self._detect(obs), self._ego_motion(road.ego))
+        confirmed = [t for t in tracks if t.confirmed]
+        desired = self._desired_speed(road)
+        plan = self.planner.plan(self._lanes(road), confirmed, obs.speed, desired)
+        ego_here = VehicleState(0.0, 0.0, 0.0, obs.speed, road.ego.length, road.ego.width)
+        steering = self.controller.steer(plan.points, ego_here)
+        accel = self._accel(obs.speed, desired, plan, confirmed) if self.full else 0.0
+        return np.array([accel, steering])
+
+    # -- stages -----------------------------------------------------------------------------
+    def _detect(self, obs: Observation) -> list[Detection]:
+        if self.o.detector == "ground_truth":
+            return _truth_detections(obs.truth)
+        if self.detector is None:
+            raise RuntimeError("the classical detector needs the camera geometry in EpisodeInfo")
+        return self.detector.detect(obs.frames)
+
+    def _ego_motion(self, ego: VehicleState) -> EgoMotion | None:
+        last, self.last_pose = self.last_pose, ego
+        if last is None:
+            return None
+        d = ego.position - last.position
+        return EgoMotion(float(np.hypot(*d)), float((ego.heading - last.heading + np.pi) % (2 * np.pi) - np.pi))
+
+    def _desired_speed(self, road: RoadPrior) -> float:
+        limit = getattr(road.network.get_lane(self.lane.lane), "speed_limit", None) or np.inf
+        return float(min(self.o.cruise_speed, limit))
+
+    def _lanes(self, road: RoadPrior) -> list[Lane]:
+        """Centre lines of the tracked lane and its drivable neighbours, in the ego frame."""
+        net, ego = road.network, road.ego
+        out = [Lane(0, _centre_line(net, self.lane.lane, self.lane.route, ego))]
+        for side in self.lane.side_lanes():
+            offset = side[2] - self.lane.lane[2]
+            out.append(Lane(int(np.sign(offset)), _centre_line(net, side, self.lane.route, ego)))
+        return out
+
+    @staticmethod
+    def _accel(speed: float, desired: float, plan, tracks) -> float:
+        lead = [t for t in tracks if t.position[0] > 0 and abs(t.position[1] - plan.points[-1, 1]) < 2.0]
+        if not lead:
+            return idm_acceleration(speed, desired) / 5.0
+        t = min(lead, key=lambda t: t.position[0])
+        gap = t.position[0] - (5.0 + t.length) / 2
+        return idm_acceleration(speed, desired, max(gap, 0.1), speed - t.velocity[0]) / 5.0
+
+
+def _truth_detections(truth: GroundTruth | None) -> list[Detection]:
+    if truth is None:
+        raise RuntimeError("detector=ground_truth needs privileged inputs")
+    ego = truth.ego
+    c, s = np.cos(ego.heading), np.sin(ego.heading)
+    out = []
+    for v in truth.others:
+        d = v.position - ego.position
+        x, y = c * d[0] + s * d[1], -s * d[0] + c * d[1]
+        if -40.0 < x < 80.0 and abs(y) < 30.0:
+            out.append(Detection(np.zeros((4, 2)), np.array([x, y]), v.length, v.width,
+                                 float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi), 1.0))
+    return out
+
+
+def _centre_line(net, lane_index, route, ego: VehicleState) -> np.ndarray:
+    """LOOKAHEAD_M of centre line from BEHIND_M behind the ego, across segment ends, ego frame."""
+    pts, lane_idx = [], lane_index
+    lane = net.get_lane(lane_idx)
+    s = lane.local_coordinates(ego.position)[0] - BEHIND_M
+    remaining = LOOKAHEAD_M + BEHIND_M
+    tracker = LaneTracker(net, lane_idx, route)
+    for _ in range(6):
+        stop = min(lane.length, s + remaining)
+        for si in np.arange(max(s, 0.0), stop, 2.0):
+            pts.append(lane.position(si, 0.0))
+        remaining -= stop - s
+        if remaining <= 0:
+            break
+        nxt = net.next_lane(tracker.lane, route=tracker._remaining(), position=lane.position(lane.length, 0.0))
+        if nxt == tracker.lane:
+            break
+        tracker.lane, lane, s = nxt, net.get_lane(nxt), 0.0
+    pts = np.array(pts if len(pts) > 1 else [lane.position(0, 0), lane.position(lane.length, 0)])
+    c, si = np.cos(ego.heading), np.sin(ego.heading)
+    d = pts - ego.position
+    return np.stack([c * d[:, 0] + si * d[:, 1], -si * d[:, 0] + c * d[:, 1]], axis=1)

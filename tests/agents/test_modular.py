@@ -1,0 +1,37 @@
+"""The modular agent drives closed loop with each detector and controller option."""
+
+import pytest
+
+from steerbench.agents.modular import ModularAgent, ModularOptions
+from steerbench.agents.reference import IdleAgent
+from steerbench.agents.registry import AgentSpec
+from steerbench.sim.runner import EpisodeRunner, EpisodeTask
+from steerbench.sim.scenarios import episode_seed
+
+
+@pytest.fixture(scope="module")
+def runner():
+    r = EpisodeRunner()
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("options, inputs", [
+    ((), "pixels+map"),
+    ((("detector", "ground_truth"),), "privileged"),
+    ((("controller", "stanley"),), "pixels+map"),
+])
+def test_drives_the_highway_better_than_idle(runner, options, inputs):
+    spec = AgentSpec("modular-" + "-".join(v for _, v in options), "steerbench.agents.modular:ModularAgent", options)
+    assert spec().info.inputs == inputs
+    task = EpisodeTask(spec.label, spec, inputs, "highway", "train", 0, episode_seed("train", 0))
+    m = runner.run(task).metrics
+    idle = runner.run(EpisodeTask("idle", IdleAgent, "pixels", "highway", "train", 0, episode_seed("train", 0))).metrics
+    assert m["failure"] != "agent_error"
+    assert m["route_completion"] > 0.4 and m["driving_score"] > idle["driving_score"] + 0.2
+
+
+def test_refuses_to_run_without_the_map():
+    agent = ModularAgent(ModularOptions())
+    with pytest.raises(RuntimeError, match="needs the map"):
+        agent.act(type("Obs", (), {"road": None})())
