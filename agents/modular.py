@@ -144,7 +144,7 @@ def _centre_line(net, lane_index, route, ego: VehicleState) -> np.ndarray:
         remaining -= stop - s
         if remaining <= 0:
             break
-        nxt = net.next_lane(tracker.lane, route=tracker._remaining(), position=lane.position(lane.length, 0.0))
+        nxt = net.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
         if nxt == tracker.lane:
             break
         tracker.lane, lane, s = nxt, net.get_lane(nxt), 0.0

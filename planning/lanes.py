@@ -67,13 +67,13 @@ class LaneTracker:
             entered_next = current is not None and current[0] == self.lane[1] and current[:2] != self.lane[:2]
             if not entered_next and lane.local_coordinates(position)[0] < lane.length:
                 break
-            nxt = self.network.next_lane(self.lane, route=self._remaining(), position=position)
+            nxt = self.network.next_lane(self.lane, route=self.remaining_route(), position=position)
             if nxt == self.lane:
                 break
             self.lane = nxt
         return self.lane
 
-    def _remaining(self) -> list | None:
+    def remaining_route(self) -> list | None:
         """The route from the current edge on (stock `next_lane` expects it to start there)."""
         edges = [r[:2] for r in self.route]
         if self.lane[:2] not in edges:
