@@ -67,6 +67,8 @@ class ModularAgent:
             raise RuntimeError("the modular agent needs the map (inputs pixels+map)")
         if self.lane is None:
             self.lane = LaneTracker(road.network, road.ego.lane_index, road.route)
+        if road.ego.lane_index[:2] == self.lane.lane[:2]:
+            self.lane.lane = road.ego.lane_index  # a lane change happened: plan from the new lane
         self.lane.update(road.ego.position, road.ego.lane_index)
         tracks = self.tracker.update(self._detect(obs), self._ego_motion(road.ego))
         confirmed = [t for t in tracks if t.confirmed]

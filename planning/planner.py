@@ -5,8 +5,9 @@ polylines (from the map, or from lane markings detected in pixels); objects are 
 positions and velocities.
 
 Candidates: each reachable lane (the current one and its neighbours) x each speed profile
-(keep speed, ease off at 2 m/s2, stop at 5 m/s2). The lateral move to another lane follows a
-smoothstep over `change_s` seconds, as a Frenet offset blended between two centre lines.
+(keep speed, ease off at 2 m/s2, stop at 5 m/s2). Each starts at the ego's position and moves
+onto the target lane's centre line along a smoothstep over `change_s` seconds, as a Frenet
+offset blended between centre lines.
 Prediction: other vehicles at constant velocity. A candidate is rejected when, at any time step,
 it overlaps a predicted vehicle (boxes grown by `margin_m`). The survivors are scored:
 
@@ -53,6 +54,7 @@ class PlannerParams:
     horizon_s: float = 4.0  # [s]
     dt: float = 0.2  # [s]
     change_s: float = 3.0  # [s] duration of a lane change
+    settle_s: float = 1.0  # [s] to come back to the own lane's centre
     margin_m: float = 1.0  # [m] safety margin around the vehicles' boxes
     ego_length: float = 5.0  # [m]
     ego_width: float = 2.0  # [m]
@@ -113,9 +115,13 @@ class TrajectoryPlanner:
         speeds = self._speeds(profile, speed)
         s = np.concatenate([[0.0], np.cumsum((speeds[1:] + speeds[:-1]) / 2 * self.p.dt)])
         here, there = _resample(current.centre, s), _resample(target.centre, s)
-        u = np.clip(self.times / self.p.change_s, 0.0, 1.0)
+        duration = self.p.change_s if target.offset else self.p.settle_s
+        u = np.clip(self.times / duration, 0.0, 1.0)
         blend = u * u * (3 - 2 * u)  # smoothstep: no lateral jerk at either end
-        points = here + blend[:, None] * (there - here)
+        # Start where the ego is (replanning every step from the lane centre would restart a
+        # lane change forever), then blend onto the target's centre line.
+        start_offset = -here[0]
+        points = here + (1 - blend)[:, None] * start_offset + blend[:, None] * (there - here)
         safe = not self._collides(points, tracks)
         cost = self._cost(points, speeds, profile, target.offset, tracks, desired)
         return Trajectory(self.times, points, speeds, target.offset, profile, cost, safe)
