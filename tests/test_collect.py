@@ -1,7 +1,5 @@
 """Datasets: chunks round-trip, labels are clean, stacks rebuild, corruption is caught."""
 
-import json
-
 import numpy as np
 import pytest
 

@@ -1,6 +1,5 @@
 """Agents by registry name, module:Class path and entry point, with typed options."""
 
-import sys
 import textwrap
 
 import numpy as np
