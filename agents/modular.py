@@ -8,6 +8,7 @@ ground-truth detector it is privileged (the oracle of the ceiling analysis).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, RoadPrio
 
 from .base import AgentInfo
 
+STAGES = ("detect", "track", "plan", "control")
 LOOKAHEAD_M = 100.0  # [m] of lane centre line handed to the planner
 BEHIND_M = 5.0  # [m] of it behind the ego
 
@@ -52,6 +54,8 @@ class ModularAgent:
         self.lane: LaneTracker | None = None
         self.full = False
         self.last_pose: VehicleState | None = None
+        self.latency: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.counts = {"detections": 0, "lane_changes_planned": 0}
 
     def reset(self, episode: EpisodeInfo) -> None:
         self.tracker = KalmanTracker(TrackerOptions(dt=1.0 / episode.policy_hz))
@@ -60,6 +64,20 @@ class ModularAgent:
             self.detector = ClassicalDetector(FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering))
         self.lane, self.last_pose = None, None
         self.full = episode.mode == "full"
+        self.latency = {stage: [] for stage in STAGES}
+        self.counts = {"detections": 0, "lane_changes_planned": 0}
+
+    def stats(self) -> dict[str, float]:
+        """Per-episode diagnostics for TensorBoard: stage latency (mean, p95) and counts."""
+        out = {}
+        for stage, ms in self.latency.items():
+            if ms:
+                out[f"time/{stage}_ms_mean"] = float(np.mean(ms))
+                out[f"time/{stage}_ms_p95"] = float(np.percentile(ms, 95))
+        steps = max(len(self.latency["detect"]), 1)
+        out["perception/detections_per_step"] = self.counts["detections"] / steps
+        out["planning/lane_change_plans_per_step"] = self.counts["lane_changes_planned"] / steps
+        return out
 
     def act(self, obs: Observation) -> np.ndarray:
         road = obs.road
@@ -70,12 +88,22 @@ class ModularAgent:
         if road.ego.lane_index[:2] == self.lane.lane[:2]:
             self.lane.lane = road.ego.lane_index  # a lane change happened: plan from the new lane
         self.lane.update(road.ego.position, road.ego.lane_index)
-        tracks = self.tracker.update(self._detect(obs), self._ego_motion(road.ego))
+        t0 = time.perf_counter()
+        detections = self._detect(obs)
+        t1 = time.perf_counter()
+        tracks = self.tracker.update(detections, self._ego_motion(road.ego))
         confirmed = [t for t in tracks if t.confirmed]
+        t2 = time.perf_counter()
         desired = self._desired_speed(road)
         plan = self.planner.plan(self._lanes(road), confirmed, obs.speed, desired)
+        t3 = time.perf_counter()
         ego_here = VehicleState(0.0, 0.0, 0.0, obs.speed, road.ego.length, road.ego.width)
         steering = self.controller.steer(plan.points, ego_here)
+        t4 = time.perf_counter()
+        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            self.latency[stage].append(seconds * 1000.0)
+        self.counts["detections"] += len(detections)
+        self.counts["lane_changes_planned"] += int(plan.lane_offset != 0)
         accel = self._accel(obs.speed, desired, plan, confirmed) if self.full else 0.0
         return np.array([accel, steering])
 

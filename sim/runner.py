@@ -58,6 +58,7 @@ class EpisodeResult:
     metrics: dict
     steering_hist: list[int]
     error: str | None = None
+    agent_stats: dict[str, float] = field(default_factory=dict)  # from the agent's optional stats()
     strip: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def row(self) -> dict:
@@ -154,7 +155,7 @@ class EpisodeRunner:
             agent=task.agent, scenario=task.scenario, split=task.split, index=task.index,
             seed=task.seed, command=env.command, metrics=metrics,
             steering_hist=steering_histogram(records), error=error,
-            strip=_evenly(strip, task.strip_frames),
+            agent_stats=_agent_stats(agent), strip=_evenly(strip, task.strip_frames),
         )
 
     def _start_agent(self, task: EpisodeTask, info: EpisodeInfo) -> tuple[Any, str | None]:
@@ -200,6 +201,28 @@ def episode_info(env: SteerEnv, task: Any) -> EpisodeInfo:
         policy_hz=task.env.policy_hz, mode=task.env.mode, command=env.command,
         command_names=env.spec_.commands, max_steps=env.max_steps, camera=env.camera_config,
     )
+
+
+def _agent_stats(agent: Any) -> dict[str, float]:
+    """An agent may report per-episode diagnostics ("section/name" -> number) through an
+    optional `stats()`; anything that is not a finite number is dropped, and a failing `stats()`
+    costs the episode nothing."""
+    stats = getattr(agent, "stats", None)
+    if not callable(stats):
+        return {}
+    try:
+        items = dict(stats()).items()
+    except Exception:  # noqa: BLE001 - diagnostics must never fail an episode
+        return {}
+    out = {}
+    for key, value in items:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(key, str) and "/" in key and np.isfinite(value):
+            out[key] = value
+    return out
 
 
 def _describe(exc: BaseException) -> str:

@@ -62,6 +62,9 @@ def _episodes(writer: SummaryWriter, rows: Sequence[dict]) -> None:
         base = f"eval/{r['scenario']}/{r['split']}"
         for m in METRIC_NAMES:
             writer.add_scalar(f"{base}/{m}", float(r["metrics"][m]), global_step=int(r["index"]))
+        for key, value in r.get("agent_stats", {}).items():  # "section/name", e.g. "time/detect_ms_p95"
+            section, _, name = key.partition("/")
+            writer.add_scalar(f"{section}/{r['scenario']}/{r['split']}/{name}", value, global_step=int(r["index"]))
 
 
 def _histograms(writer: SummaryWriter, rows: Sequence[dict]) -> None:

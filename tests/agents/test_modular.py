@@ -35,3 +35,19 @@ def test_refuses_to_run_without_the_map():
     agent = ModularAgent(ModularOptions())
     with pytest.raises(RuntimeError, match="needs the map"):
         agent.act(type("Obs", (), {"road": None})())
+
+
+def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from steerbench.evaluate import EvalConfig, run_eval
+
+    out = run_eval(EvalConfig(agents=(AgentSpec("modular", "steerbench.agents.modular:ModularAgent"),),
+                              scenarios=("merge",), episodes=1, logdir=tmp_path, progress=False))
+    stats = out.rows[0]["agent_stats"]
+    for stage in ("detect", "track", "plan", "control"):
+        assert 0 < stats[f"time/{stage}_ms_mean"] <= stats[f"time/{stage}_ms_p95"]
+    assert stats["perception/detections_per_step"] > 0
+    acc = EventAccumulator(str(tmp_path / "tb" / "modular"))
+    acc.Reload()
+    assert "time/merge/train/plan_ms_p95" in acc.Tags()["scalars"]
