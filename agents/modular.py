@@ -54,8 +54,7 @@ class ModularAgent:
         self.lane: LaneTracker | None = None
         self.full = False
         self.last_pose: VehicleState | None = None
-        self.latency: dict[str, list[float]] = {stage: [] for stage in STAGES}
-        self.counts = {"detections": 0, "lane_changes_planned": 0}
+        self._clear_stats()
 
     def reset(self, episode: EpisodeInfo) -> None:
         self.tracker = KalmanTracker(TrackerOptions(dt=1.0 / episode.policy_hz))
@@ -64,7 +63,10 @@ class ModularAgent:
             self.detector = ClassicalDetector(FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering))
         self.lane, self.last_pose = None, None
         self.full = episode.mode == "full"
-        self.latency = {stage: [] for stage in STAGES}
+        self._clear_stats()
+
+    def _clear_stats(self) -> None:
+        self.latency: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self.counts = {"detections": 0, "lane_changes_planned": 0}
 
     def stats(self) -> dict[str, float]:
@@ -149,11 +151,9 @@ def _truth_detections(truth: GroundTruth | None) -> list[Detection]:
     if truth is None:
         raise RuntimeError("detector=ground_truth needs privileged inputs")
     ego = truth.ego
-    c, s = np.cos(ego.heading), np.sin(ego.heading)
     out = []
     for v in truth.others:
-        d = v.position - ego.position
-        x, y = c * d[0] + s * d[1], -s * d[0] + c * d[1]
+        x, y = ego.to_local(v.position)[0]
         if -40.0 < x < 80.0 and abs(y) < 30.0:
             out.append(Detection(np.zeros((4, 2)), np.array([x, y]), v.length, v.width,
                                  float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi), 1.0))
@@ -179,6 +179,4 @@ def _centre_line(net, lane_index, route, ego: VehicleState) -> np.ndarray:
             break
         tracker.lane, lane, s = nxt, net.get_lane(nxt), 0.0
     pts = np.array(pts if len(pts) > 1 else [lane.position(0, 0), lane.position(lane.length, 0)])
-    c, si = np.cos(ego.heading), np.sin(ego.heading)
-    d = pts - ego.position
-    return np.stack([c * d[:, 0] + si * d[:, 1], -si * d[:, 0] + c * d[:, 1]], axis=1)
+    return ego.to_local(pts)

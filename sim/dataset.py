@@ -69,17 +69,16 @@ def chunk_path(root: Path, scenario: str, split: str, index: int) -> Path:
 def _ego_frame_boxes(env: SteerEnv, step: int) -> tuple[list, list, list]:
     """Boxes of the vehicles visible in the newest frame: pixel corners and ego-frame metres."""
     truth, pose, cam = env.ground_truth(), env.pose, env.camera_config
-    c, s = np.cos(truth.ego.heading), np.sin(truth.ego.heading)
     steps, px, metres = [], [], []
     for v in truth.others:
         corners = env.camera.vehicle_box(v.x, v.y, v.heading, v.length, v.width, pose)
         if corners[:, 0].max() < 0 or corners[:, 1].max() < 0 or corners[:, 0].min() > cam.width or corners[:, 1].min() > cam.height:
             continue
-        d = v.position - truth.ego.position
+        x, y = truth.ego.to_local(v.position)[0]
         rel_heading = (v.heading - truth.ego.heading + np.pi) % (2 * np.pi) - np.pi
         steps.append(step)
         px.append(corners)
-        metres.append([c * d[0] + s * d[1], -s * d[0] + c * d[1], v.length, v.width, rel_heading])
+        metres.append([x, y, v.length, v.width, rel_heading])
     return steps, px, metres
 
 

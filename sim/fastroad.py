@@ -1,7 +1,7 @@
 """A faster `RoadNetwork.get_closest_lane_index` with the same answers.
 
 Stock highway-env measures the distance from every vehicle to every lane at every simulation
-substep; on the suite's 1.8 km curved highway (75 lanes) that was a third of the step time.
+substep; on the suite's 1.8 km curved highway (75 lanes) that dominated the step time.
 Here lanes are pre-filtered by bounding boxes grown by `MARGIN`: a lane whose box does not
 contain the point is at least `MARGIN` away (its distance is |lateral| plus any overshoot, which
 bounds the Euclidean distance from above), so it cannot beat a candidate closer than `MARGIN`.
@@ -59,7 +59,7 @@ def only_lanes_near(network: RoadNetwork, center: np.ndarray, radius: float) -> 
     """Temporarily hide the road segments farther than `radius` from `center`.
 
     The stock renderer walks every lane of the network for every frame; on the 1.8 km highway
-    that was a quarter of the step time for segments that are never in view.
+    that cost a large share of the step time for segments that are never in view.
     """
     boxes = getattr(network, "_boxes", None)
     if boxes is None:

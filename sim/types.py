@@ -37,6 +37,12 @@ class VehicleState:
     def position(self) -> np.ndarray:
         return np.array([self.x, self.y])
 
+    def to_local(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) world points -> this vehicle's frame (x ahead, y to its right)."""
+        c, s = np.cos(self.heading), np.sin(self.heading)
+        d = np.atleast_2d(points) - self.position
+        return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+
     @property
     def velocity(self) -> np.ndarray:
         return self.speed * np.array([np.cos(self.heading), np.sin(self.heading)])

@@ -1,6 +1,7 @@
 """The shared cruise control: free-road speed, stopping behind a car, radar targets."""
 
 import numpy as np
+import pytest
 
 from steerbench.sim.longitudinal import AdaptiveCruise, Radar, idm_acceleration, predict
 from steerbench.sim.types import VehicleState
@@ -68,3 +69,8 @@ def test_radar_yields_to_crossing_traffic():
     assert idm_acceleration(8.0, 10.0, tgt.gap, tgt.closing_speed) < -2.0
     far = car(20.0, -70.0, speed=8.0, heading=np.pi / 2)  # arrives long after the ego passed
     assert radar.target(ego, [far]) is None
+
+
+def test_world_to_vehicle_frame():
+    ego = car(10.0, 5.0, heading=np.pi / 2)  # facing +y
+    assert ego.to_local(np.array([[10.0, 15.0], [0.0, 5.0]])) == pytest.approx(np.array([[10.0, 0.0], [0.0, 10.0]]))
