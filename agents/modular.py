@@ -19,7 +19,7 @@ from steerbench.perception.tracker import EgoMotion, KalmanTracker, TrackerOptio
 from steerbench.perception.types import Detection, FrameGeometry
 from steerbench.planning.controllers import PurePursuit, Stanley
 from steerbench.planning.lanes import LaneTracker
-from steerbench.planning.planner import Lane, TrajectoryPlanner
+from steerbench.planning.planner import Lane, Manoeuvre, Trajectory, TrajectoryPlanner
 from steerbench.sim.longitudinal import idm_acceleration
 from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, RoadPrior, VehicleState
 
@@ -54,6 +54,9 @@ class ModularAgent:
         self.lane: LaneTracker | None = None
         self.full = False
         self.last_pose: VehicleState | None = None
+        self.manoeuvre: tuple[int, Manoeuvre] | None = None  # (target lane id, manoeuvre)
+        self.last_plan: Trajectory | None = None
+        self.dt = 0.2  # [s] policy period, set per episode
         self._clear_stats()
 
     def reset(self, episode: EpisodeInfo) -> None:
@@ -62,6 +65,8 @@ class ModularAgent:
         if cam is not None:
             self.detector = ClassicalDetector(FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering))
         self.lane, self.last_pose = None, None
+        self.manoeuvre, self.last_plan = None, None
+        self.dt = 1.0 / episode.policy_hz
         self.full = episode.mode == "full"
         self._clear_stats()
 
@@ -97,7 +102,8 @@ class ModularAgent:
         confirmed = [t for t in tracks if t.confirmed]
         t2 = time.perf_counter()
         desired = self._desired_speed(road)
-        plan = self.planner.plan(self._lanes(road), confirmed, obs.speed, desired)
+        plan = self.planner.plan(self._lanes(road), confirmed, obs.speed, desired, self._ongoing())
+        self._remember(plan)
         t3 = time.perf_counter()
         ego_here = VehicleState(0.0, 0.0, 0.0, obs.speed, road.ego.length, road.ego.width)
         steering = self.controller.steer(plan.points, ego_here)
@@ -123,6 +129,19 @@ class ModularAgent:
             return None
         d = ego.position - last.position
         return EgoMotion(float(np.hypot(*d)), float((ego.heading - last.heading + np.pi) % (2 * np.pi) - np.pi))
+
+    def _ongoing(self) -> Manoeuvre | None:
+        """The manoeuvre under way, its target re-expressed relative to the ego's lane now."""
+        if self.manoeuvre is None:
+            return None
+        target, m = self.manoeuvre
+        return Manoeuvre(target - self.lane.lane[2], m.start_offset_m, m.elapsed_s)
+
+    def _remember(self, plan: Trajectory) -> None:
+        m = plan.manoeuvre
+        done = m is None or m.elapsed_s + self.dt >= self.planner.p.change_s
+        self.manoeuvre = None if done else (self.lane.lane[2] + m.lane_offset, m.advanced(self.dt))
+        self.last_plan = plan
 
     def _desired_speed(self, road: RoadPrior) -> float:
         limit = getattr(road.network.get_lane(self.lane.lane), "speed_limit", None) or np.inf
@@ -160,23 +179,24 @@ def _truth_detections(truth: GroundTruth | None) -> list[Detection]:
     return out
 
 
-def _centre_line(net, lane_index, route, ego: VehicleState) -> np.ndarray:
+def _centre_line(net, lane_index, route, ego: VehicleState, step: float = 2.0) -> np.ndarray:
     """LOOKAHEAD_M of centre line from BEHIND_M behind the ego, across segment ends, ego frame."""
-    pts, lane_idx = [], lane_index
-    lane = net.get_lane(lane_idx)
+    lane = net.get_lane(lane_index)
     s = lane.local_coordinates(ego.position)[0] - BEHIND_M
     remaining = LOOKAHEAD_M + BEHIND_M
-    tracker = LaneTracker(net, lane_idx, route)
+    pts: list[np.ndarray] = []
+    tracker = LaneTracker(net, lane_index, route)
     for _ in range(6):
         stop = min(lane.length, s + remaining)
-        for si in np.arange(max(s, 0.0), stop, 2.0):
-            pts.append(lane.position(si, 0.0))
+        pts += [lane.position(si, 0.0) for si in np.arange(max(s, 0.0), stop, step)]
         remaining -= stop - s
-        if remaining <= 0:
-            break
         nxt = net.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
-        if nxt == tracker.lane:
+        if remaining <= 0 or nxt == tracker.lane:
             break
-        tracker.lane, lane, s = nxt, net.get_lane(nxt), 0.0
-    pts = np.array(pts if len(pts) > 1 else [lane.position(0, 0), lane.position(lane.length, 0)])
-    return ego.to_local(pts)
+        tracker.lane, lane = nxt, net.get_lane(nxt)
+        # Joined segments may overlap by a little: go on from abreast of the last point, never
+        # back (a backwards step would flip the polyline's tangent and the sign of offsets).
+        s = lane.local_coordinates(pts[-1])[0] + step if pts else 0.0
+    if len(pts) < 2:
+        pts = [lane.position(0, 0), lane.position(lane.length, 0)]
+    return ego.to_local(np.array(pts))

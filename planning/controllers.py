@@ -44,31 +44,45 @@ def _closest(path: np.ndarray, point: np.ndarray) -> tuple[int, float, np.ndarra
 @dataclass(frozen=True)
 class PurePursuitParams:
     lookahead_s: float = 0.8  # [s] look-ahead time: the distance grows with speed
-    min_lookahead_m: float = 4.0  # [m]
+    min_lookahead_m: float = 5.0  # [m]
     wheelbase_m: float = 5.0  # [m] vehicle length of the bicycle model
 
 
 class PurePursuit:
-    """Steer onto the circle through the look-ahead point (Coulter, 1992)."""
+    """Steer the rear axle onto the circle through the look-ahead point (Coulter, 1992).
+
+    highway-env's bicycle has its reference point at the centre, whose velocity points beta
+    off the heading; the rear axle moves along the heading, so pure pursuit's geometry,
+    delta = atan(2 L sin(alpha) / l_d), is exact there. Applied at the centre it over-steers
+    by (l_d + L) / l_d, which oscillates on tight curves.
+    """
 
     def __init__(self, params: PurePursuitParams = PurePursuitParams()) -> None:
         self.p = params
 
     def steer(self, path: np.ndarray, ego: VehicleState) -> float:
+        L = self.p.wheelbase_m
+        rear = ego.position - L / 2 * np.array([np.cos(ego.heading), np.sin(ego.heading)])
         lookahead = max(self.p.min_lookahead_m, self.p.lookahead_s * ego.speed)
-        target = self._target(np.asarray(path, float), ego.position, lookahead)
-        d = target - ego.position
+        target = self._target(np.asarray(path, float), rear, lookahead)
+        d = target - rear
         alpha = _wrap(np.arctan2(d[1], d[0]) - ego.heading)
-        curvature = 2 * np.sin(alpha) / max(np.linalg.norm(d), 1e-6)
-        return steering_for_curvature(curvature, self.p.wheelbase_m)
+        delta = np.arctan2(2 * L * np.sin(alpha), max(np.linalg.norm(d), 1e-6))
+        return float(np.clip(delta / STEERING_RANGE, -1.0, 1.0))
 
     @staticmethod
     def _target(path: np.ndarray, position: np.ndarray, lookahead: float) -> np.ndarray:
+        """The first path point `lookahead` away beyond the closest one (interpolated)."""
         i, _, _ = _closest(path, position)
-        for p in path[i + 1:]:
-            if np.linalg.norm(p - position) >= lookahead:
-                return p
-        return path[-1]
+        dist = np.linalg.norm(path[i + 1:] - position, axis=1)
+        far = np.nonzero(dist >= lookahead)[0]
+        if len(far) == 0:
+            return path[-1]
+        j = i + 1 + far[0]
+        a, b = path[j - 1], path[j]
+        da, db = np.linalg.norm(a - position), dist[far[0]]
+        t = 0.0 if db - da < 1e-9 else float(np.clip((lookahead - da) / (db - da), 0.0, 1.0))
+        return a + t * (b - a)
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,26 @@ polylines (from the map, or from lane markings detected in pixels); objects are 
 positions and velocities.
 
 Candidates: each reachable lane (the current one and its neighbours) x each speed profile
-(keep speed, ease off at 2 m/s2, stop at 5 m/s2). Each starts at the ego's position and moves
-onto the target lane's centre line along a smoothstep over `change_s` seconds, as a Frenet
-offset blended between centre lines.
-Prediction: other vehicles at constant velocity. A candidate is rejected when, at any time step,
-it overlaps a predicted vehicle (boxes grown by `margin_m`). The survivors are scored:
+(keep speed, ease off at 2 m/s2, stop at 5 m/s2). A candidate's path is its lane's centre line
+shifted sideways by a Frenet offset d(t) that starts at the ego's offset from that centre line
+and decays to 0 along a smoothstep over `change_s` seconds. A lane change is a manoeuvre with a
+start time: replanning continues it from where it is (`Manoeuvre.elapsed_s`) instead of
+restarting it from the ego's position every step, which would stretch it out for ever. Small
+offsets (under `settle_m`) in the own lane are left to the controller: the path is the centre
+line itself.
+Prediction: a vehicle near a lane's centre line and heading along it keeps its speed and offset
+along that lane; any other at constant velocity. A candidate is rejected when, at any time step,
+it overlaps a predicted vehicle (boxes grown by `margin_m`, and ahead and behind by `start_gap_m`
+to start a lane change, so that a gap only just wide enough does not start a change that aborts).
+The survivors are scored:
 
     cost = w_progress * (desired speed - speed it can hold) / desired speed
-         + w_lane_change * (lane changes)
+         + w_lane_change * (1 if it starts a new manoeuvre or abandons the one under way)
          + w_ttc * max(0, 1 - min TTC / ttc_horizon)   (closing on the vehicle ahead)
 
-and the cheapest wins. If every candidate collides, the stop profile in the current lane is
-returned (braking is then the cruise control's job).
+and the cheapest wins; continuing a manoeuvre is free, so the plan does not flip between two
+near-equal lanes. If every candidate collides, the stop profile in the current lane is returned
+(braking is then the cruise control's job).
 """
 
 from __future__ import annotations
@@ -47,38 +55,66 @@ class Trajectory:
     profile: str  # "keep", "ease" or "stop"
     cost: float
     safe: bool
+    manoeuvre: "Manoeuvre | None" = None  # the lateral manoeuvre it carries out, if any
+
+
+@dataclass(frozen=True)
+class Manoeuvre:
+    """A move onto a lane's centre line under way (hand it back to `plan` to continue it)."""
+
+    lane_offset: int  # its target lane, relative to the ego's current lane
+    start_offset_m: float  # [m] the ego's offset from the target's centre line at the start (+ right)
+    elapsed_s: float  # [s] since it started
+
+    def advanced(self, dt: float) -> "Manoeuvre":
+        return Manoeuvre(self.lane_offset, self.start_offset_m, self.elapsed_s + dt)
 
 
 @dataclass(frozen=True)
 class PlannerParams:
     horizon_s: float = 4.0  # [s]
     dt: float = 0.2  # [s]
-    change_s: float = 3.0  # [s] duration of a lane change
-    settle_s: float = 1.0  # [s] to come back to the own lane's centre
+    change_s: float = 3.0  # [s] duration of a lane change (or of a return to the own lane)
+    settle_m: float = 1.0  # [m] own-lane offsets under this are the controller's to correct
     margin_m: float = 1.0  # [m] safety margin around the vehicles' boxes
+    start_gap_m: float = 3.0  # [m] the margin ahead and behind to start a lane change: hysteresis against aborts
+    lane_match_m: float = 1.5  # [m] a vehicle this close to a lane's centre line follows it
     ego_length: float = 5.0  # [m]
     ego_width: float = 2.0  # [m]
     ttc_horizon_s: float = 4.0  # [s]
     w_progress: float = 1.0
-    w_lane_change: float = 0.15
+    w_lane_change: float = 0.05
     w_ttc: float = 1.0
 
 
-def _resample(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Points at arc lengths `s` (clamped) along a polyline, counted from the point abreast of
-    the ego (the origin): a centre line may start behind it."""
-    seg = np.linalg.norm(np.diff(polyline, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg)])
-    s = np.clip(s + _abreast(polyline, cum), 0.0, cum[-1])
-    return np.stack([np.interp(s, cum, polyline[:, 0]), np.interp(s, cum, polyline[:, 1])], axis=1)
+def _arc_lengths(polyline: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(polyline, axis=0), axis=1))])
 
 
-def _abreast(polyline: np.ndarray, cum: np.ndarray) -> float:
-    """Arc length of the polyline's point closest to the origin."""
+def _resample(polyline: np.ndarray, s: np.ndarray, s0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points and unit right-hand normals at arc lengths `s` counted from `s0`, extended
+    straight past the polyline's end (a lane seen up to 100 m still has a road beyond)."""
+    cum = _arc_lengths(polyline)
+    s = np.maximum(s + s0, 0.0)
+    i = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(polyline) - 2)
+    tangent = polyline[i + 1] - polyline[i]
+    seg = np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-12)
+    points = polyline[i] + tangent * ((s - cum[i])[:, None] / seg)
+    tangent /= seg
+    return points, np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+
+
+def frenet(polyline: np.ndarray, point: np.ndarray = np.zeros(2)) -> tuple[float, float, np.ndarray]:
+    """Arc length of the polyline point abreast of `point`, the point's signed lateral offset
+    (+: to the right, the +y side) and the polyline's unit tangent there."""
     a, ab = polyline[:-1], np.diff(polyline, axis=0)
-    t = np.clip(-np.einsum("ij,ij->i", a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
-    i = int(np.argmin(np.linalg.norm(a + t[:, None] * ab, axis=1)))
-    return float(cum[i] + t[i] * (cum[i + 1] - cum[i]))
+    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
+    proj = a + t[:, None] * ab
+    i = int(np.argmin(np.linalg.norm(proj - point, axis=1)))
+    tangent = ab[i] / max(np.linalg.norm(ab[i]), 1e-12)
+    d = point - proj[i]
+    s = _arc_lengths(polyline)[i] + t[i] * np.linalg.norm(ab[i])
+    return float(s), float(tangent[0] * d[1] - tangent[1] * d[0]), tangent
 
 
 class TrajectoryPlanner:
@@ -86,58 +122,87 @@ class TrajectoryPlanner:
         self.p = params
         self.times = np.arange(0.0, params.horizon_s + 1e-9, params.dt)
 
-    def plan(self, lanes: Sequence[Lane], tracks: Sequence[Track], speed: float, desired_speed: float) -> Trajectory:
-        current = next((lane for lane in lanes if lane.offset == 0), None)
-        if current is None:
-            raise ValueError("the lanes must include the ego's own (offset 0)")
-        candidates = [
-            self._candidate(current, lane, profile, tracks, speed, desired_speed)
-            for lane in lanes if abs(lane.offset) <= 1
-            for profile in ("keep", "ease", "stop")
-        ]
+    def plan(self, lanes: Sequence[Lane], tracks: Sequence[Track], speed: float, desired_speed: float,
+             ongoing: Manoeuvre | None = None) -> Trajectory:
+        """The cheapest safe candidate; `ongoing` is the manoeuvre the last plan was carrying out."""
+        candidates = self.candidates(lanes, tracks, speed, desired_speed, ongoing)
         safe = [c for c in candidates if c.safe]
         if safe:
             return min(safe, key=lambda c: c.cost)
         return next(c for c in candidates if c.lane_offset == 0 and c.profile == "stop")
 
-    def candidates(self, lanes: Sequence[Lane], tracks: Sequence[Track], speed: float, desired_speed: float) -> list[Trajectory]:
+    def candidates(self, lanes: Sequence[Lane], tracks: Sequence[Track], speed: float, desired_speed: float,
+                   ongoing: Manoeuvre | None = None) -> list[Trajectory]:
         """All candidates, scored (for visualisation and tests)."""
-        current = next(lane for lane in lanes if lane.offset == 0)
-        return [self._candidate(current, lane, prof, tracks, speed, desired_speed)
-                for lane in lanes if abs(lane.offset) <= 1 for prof in ("keep", "ease", "stop")]
+        if not any(lane.offset == 0 for lane in lanes):
+            raise ValueError("the lanes must include the ego's own (offset 0)")
+        predicted = self._predicted(tracks, lanes)
+        out = []
+        for lane in lanes:
+            if abs(lane.offset) > 1:
+                continue
+            manoeuvre, new = self._manoeuvre(lane, ongoing)
+            out += [self._candidate(lane, manoeuvre, new, profile, tracks, predicted, speed, desired_speed)
+                    for profile in ("keep", "ease", "stop")]
+        return out
 
     # -- internals --------------------------------------------------------------------------
+    def _manoeuvre(self, lane: Lane, ongoing: Manoeuvre | None) -> tuple[Manoeuvre | None, bool]:
+        """The lateral manoeuvre onto `lane`, and whether choosing it starts (or abandons) one."""
+        if ongoing is not None and ongoing.lane_offset == lane.offset and ongoing.elapsed_s < self.p.change_s:
+            return ongoing, False
+        _, d0, _ = frenet(lane.centre)
+        if lane.offset == 0 and abs(d0) < self.p.settle_m:
+            return None, ongoing is not None
+        return Manoeuvre(lane.offset, d0, 0.0), True
+
+    def _lateral(self, manoeuvre: Manoeuvre | None) -> np.ndarray:
+        if manoeuvre is None:
+            return np.zeros_like(self.times)
+        u = np.clip((manoeuvre.elapsed_s + self.times) / self.p.change_s, 0.0, 1.0)
+        return manoeuvre.start_offset_m * (1 - u * u * (3 - 2 * u))  # smoothstep: no lateral jerk at the ends
+
     def _speeds(self, profile: str, speed: float) -> np.ndarray:
         decel = {"keep": 0.0, "ease": 2.0, "stop": 5.0}[profile]
         return np.maximum(speed - decel * self.times, 0.0)
 
-    def _candidate(self, current: Lane, target: Lane, profile: str, tracks, speed: float, desired: float) -> Trajectory:
+    def _candidate(self, lane: Lane, manoeuvre: Manoeuvre | None, new: bool, profile: str, tracks,
+                   predicted: np.ndarray, speed: float, desired: float) -> Trajectory:
         speeds = self._speeds(profile, speed)
         s = np.concatenate([[0.0], np.cumsum((speeds[1:] + speeds[:-1]) / 2 * self.p.dt)])
-        here, there = _resample(current.centre, s), _resample(target.centre, s)
-        duration = self.p.change_s if target.offset else self.p.settle_s
-        u = np.clip(self.times / duration, 0.0, 1.0)
-        blend = u * u * (3 - 2 * u)  # smoothstep: no lateral jerk at either end
-        # Start where the ego is (replanning every step from the lane centre would restart a
-        # lane change forever), then blend onto the target's centre line.
-        start_offset = -here[0]
-        points = here + (1 - blend)[:, None] * start_offset + blend[:, None] * (there - here)
-        safe = not self._collides(points, tracks)
-        cost = self._cost(points, speeds, profile, target.offset, tracks, desired)
-        return Trajectory(self.times, points, speeds, target.offset, profile, cost, safe)
+        s0, _, _ = frenet(lane.centre)
+        centre, normal = _resample(lane.centre, s, s0)
+        points = centre + normal * self._lateral(manoeuvre)[:, None]
+        gap = self.p.start_gap_m if new and lane.offset != 0 else self.p.margin_m
+        safe = not self._collides(points, tracks, predicted, gap)
+        cost = self._cost(lane, speeds, profile, new, tracks, desired)
+        return Trajectory(self.times, points, speeds, lane.offset, profile, cost, safe, manoeuvre)
 
-    def _predicted(self, tracks: Sequence[Track]) -> np.ndarray:
-        """(objects, T, 2) constant-velocity positions."""
+    def _predicted(self, tracks: Sequence[Track], lanes: Sequence[Lane]) -> np.ndarray:
+        """(objects, T, 2) positions: along the lane a vehicle drives in (at its speed and
+        lateral offset: constant velocity would carry it across lanes in a curve), at constant
+        velocity when it is in none or crossing one."""
         if not tracks:
             return np.zeros((0, len(self.times), 2))
-        pos = np.array([t.position for t in tracks])[:, None, :]
-        vel = np.array([t.velocity for t in tracks])[:, None, :]
-        return pos + vel * self.times[None, :, None]
+        return np.stack([self._predict_one(t, lanes) for t in tracks])
 
-    def _collides(self, points: np.ndarray, tracks: Sequence[Track]) -> bool:
+    def _predict_one(self, track: Track, lanes: Sequence[Lane]) -> np.ndarray:
+        speed = float(np.linalg.norm(track.velocity))
+        best = None
+        for lane in lanes:
+            s, d, tangent = frenet(lane.centre, track.position)
+            along = speed < 0.5 or float(np.dot(track.velocity, tangent)) > 0.9 * speed
+            if abs(d) < self.p.lane_match_m and along and (best is None or abs(d) < abs(best[2])):
+                best = (lane, s, d)
+        if best is None:
+            return track.position + track.velocity * self.times[:, None]
+        lane, s, d = best
+        centre, normal = _resample(lane.centre, speed * self.times, s)
+        return centre + d * normal
+
+    def _collides(self, points: np.ndarray, tracks: Sequence[Track], others: np.ndarray, gap: float) -> bool:
         if not tracks:
             return False
-        others = self._predicted(tracks)
         heading = np.gradient(points, axis=0)
         heading /= np.maximum(np.linalg.norm(heading, axis=1, keepdims=True), 1e-9)
         d = others - points[None]
@@ -145,33 +210,33 @@ class TrajectoryPlanner:
         across = np.abs(d[..., 0] * heading[None, :, 1] - d[..., 1] * heading[None, :, 0])
         lengths = np.array([t.length for t in tracks])[:, None]
         widths = np.array([t.width for t in tracks])[:, None]
-        hit = (along < (self.p.ego_length + lengths) / 2 + self.p.margin_m) & (
-            across < (self.p.ego_width + widths) / 2 + self.p.margin_m / 2)
+        hit = (along < (self.p.ego_length + lengths) / 2 + gap) & (across < (self.p.ego_width + widths) / 2 + self.p.margin_m / 2)
         return bool(hit.any())
 
-    def _cost(self, points: np.ndarray, speeds: np.ndarray, profile: str, offset: int, tracks, desired: float) -> float:
+    def _cost(self, lane: Lane, speeds: np.ndarray, profile: str, new: bool, tracks, desired: float) -> float:
         p = self.p
+        lead = self._lead(lane, tracks)
+        lead_speed = desired if lead is None or lead[1] > 80.0 else float(np.linalg.norm(lead[0].velocity))
         # The speed this candidate can hold: its own profile's, capped by the lane's leader.
-        sustained = min(desired, self._lead_speed(points, tracks, desired), np.inf if profile == "keep" else speeds[-1])
-        cost = p.w_progress * (desired - sustained) / max(desired, 1e-6) + p.w_lane_change * abs(offset)
-        ttc = self._min_ttc(points, speeds, tracks)
-        return cost + p.w_ttc * max(0.0, 1.0 - ttc / p.ttc_horizon_s)
+        sustained = min(desired, lead_speed, np.inf if profile == "keep" else speeds[-1])
+        cost = p.w_progress * (desired - sustained) / max(desired, 1e-6) + p.w_lane_change * new
+        return cost + p.w_ttc * max(0.0, 1.0 - self._min_ttc(lead, speeds) / p.ttc_horizon_s)
 
-    def _lead(self, points: np.ndarray, tracks: Sequence[Track]) -> tuple[Track, float] | None:
-        """The nearest vehicle ahead on the trajectory's final lateral position."""
-        end_y = points[-1, 1]
-        ahead = [(t, t.position[0]) for t in tracks if t.position[0] > 0 and abs(t.position[1] - end_y) < 2.0]
+    def _lead(self, lane: Lane, tracks: Sequence[Track]) -> tuple[Track, float] | None:
+        """The nearest vehicle ahead in `lane` and its distance along it (Frenet: a curve
+        would move a leader sideways in the ego frame)."""
+        s0, _, _ = frenet(lane.centre)
+        ahead = []
+        for t in tracks:
+            s, d, _ = frenet(lane.centre, t.position)
+            if s > s0 and abs(d) < 2.0:
+                ahead.append((t, s - s0))
         return min(ahead, key=lambda x: x[1]) if ahead else None
 
-    def _lead_speed(self, points: np.ndarray, tracks, desired: float) -> float:
-        lead = self._lead(points, tracks)
-        return desired if lead is None or lead[1] > 80.0 else float(np.linalg.norm(lead[0].velocity))
-
-    def _min_ttc(self, points: np.ndarray, speeds: np.ndarray, tracks) -> float:
-        lead = self._lead(points, tracks)
+    def _min_ttc(self, lead: tuple[Track, float] | None, speeds: np.ndarray) -> float:
         if lead is None:
             return np.inf
-        track, x = lead
-        closing = speeds[-1] - track.velocity[0]
-        gap = x - (self.p.ego_length + track.length) / 2
+        track, distance = lead
+        closing = speeds[-1] - float(np.linalg.norm(track.velocity))
+        gap = distance - (self.p.ego_length + track.length) / 2
         return gap / closing if closing > 0.1 else np.inf

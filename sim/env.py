@@ -133,7 +133,7 @@ class SteerEnv(gym.Env):
         info = {
             "record": record,
             "crashed": bool(self.core.vehicle.crashed),
-            "on_road": bool(self.core.vehicle.on_road),
+            "on_road": self.core.ego_on_road(),
             "goal": bool(self.core.goal_reached()),
             "applied_action": action.copy(),
         }
@@ -262,7 +262,7 @@ class SteerEnv(gym.Env):
         return StepRecord(
             time=self.time, speed=float(ego.speed), lateral_offset=float(lateral),
             heading_error=float(heading_error), lane_index=ego.lane_index,
-            on_road=bool(ego.on_road), steering=float(action[1]), ttc=float(ttc),
+            on_road=self.core.ego_on_road(), steering=float(action[1]), ttc=float(ttc),
             progress=float(progress), reward=reward,
             extra={"desired_speed": self.desired_speed()},
         )

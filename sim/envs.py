@@ -8,6 +8,10 @@ Each class subclasses a stock environment and overrides only what is broken or m
 * stock intersection writes IDM constants onto the shared `IDMVehicle` class, which leaks into
   every later environment of the same process (and so made results depend on episode order);
   its traffic uses a private subclass here;
+* stock `on_road` tests only the ego's closest lane, and the racetrack's neighbouring lanes
+  leave a seam between them (about 0.09 m on segment f-g): a lane change that crossed it ended
+  the episode as "off road"; `ego_on_road` accepts any lane of the ego's road segment and the
+  space between two neighbouring lanes' centre lines;
 * stock environments give a continuous-action ego no route: `route_edges` and `goal_reached`
   say where the ego must go, and `command` which choice (exit, turn) the scenario asks for.
 """
@@ -48,6 +52,24 @@ class ScenarioMixin:
 
     def cruise_speed(self) -> float:
         return float(self.config["cruise_speed"])
+
+    def ego_on_road(self) -> bool:
+        """On the drivable road: on a lane of the ego's road segment, or between two of them."""
+        v, net = self.vehicle, self.road.network  # type: ignore[attr-defined]
+        if v.on_road:
+            return True
+        lanes = [net.get_lane(i) for i in net.all_side_lanes(v.lane_index)]
+        coords = [lane.local_coordinates(v.position) for lane in lanes]
+        along = [lane.on_lane(v.position, s, 0.0) for lane, (s, _) in zip(lanes, coords)]
+        if any(ok and lane.on_lane(v.position, s, d) for ok, lane, (s, d) in zip(along, lanes, coords)):
+            return True
+        lateral = [d for _, d in coords]
+        return any(along[i] and along[i + 1] and lateral[i] * lateral[i + 1] < 0 for i in range(len(lanes) - 1))
+
+    def _is_terminated(self) -> bool:
+        cfg = self.config  # type: ignore[attr-defined]
+        off = cfg.get("offroad_terminal", cfg.get("terminate_off_road", True)) and not self.ego_on_road()
+        return bool(self.vehicle.crashed or off or self.goal_reached())  # type: ignore[attr-defined]
 
     def define_spaces(self) -> None:
         # The harness renders its own camera; stock observations (Kinematics normalises with
@@ -227,10 +249,6 @@ class RampMergeEnv(ContinuousRewardMixin, ScenarioMixin, MergeEnv):
     def _is_truncated(self) -> bool:
         return self.time >= self.config["duration"]
 
-    def _is_terminated(self) -> bool:
-        off = self.config["offroad_terminal"] and not self.vehicle.on_road
-        return bool(self.vehicle.crashed or off or self.goal_reached())
-
     def route_edges(self) -> tuple[Edge, ...]:
         return (("j", "k"), ("k", "b"), ("b", "c"), ("c", "d"))
 
@@ -268,8 +286,7 @@ class RouteMixin(ScenarioMixin):
         return bool(s >= self.GOAL_DISTANCE)
 
     def _is_terminated(self) -> bool:
-        off = self.config.get("offroad_terminal", True) and not self.vehicle.on_road
-        return bool(self.vehicle.crashed or off or self.goal_reached() or self._left_route())
+        return bool(super()._is_terminated() or self._left_route())
 
     def _left_route(self) -> bool:
         """Arrived on an exit road that is not the commanded one (a wrong turn)."""

@@ -46,7 +46,8 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
                               scenarios=("merge",), episodes=1, logdir=tmp_path, progress=False))
     stats = out.rows[0]["agent_stats"]
     for stage in ("detect", "track", "plan", "control"):
-        assert 0 < stats[f"time/{stage}_ms_mean"] <= stats[f"time/{stage}_ms_p95"]
+        # (a mean may exceed the p95 when one step is slow: only positivity is guaranteed)
+        assert stats[f"time/{stage}_ms_mean"] > 0 and stats[f"time/{stage}_ms_p95"] > 0
     assert stats["perception/detections_per_step"] > 0
     acc = EventAccumulator(str(tmp_path / "tb" / "modular"))
     acc.Reload()
