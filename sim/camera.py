@@ -17,6 +17,9 @@ from dataclasses import dataclass
 if os.environ.get("SDL_VIDEODRIVER", "dummy") == "dummy":
     os.environ["SDL_VIDEODRIVER"] = "offscreen"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+# SDL turns SIGTERM and SIGINT into quit events by default: a worker process that has rendered
+# would then ignore `Pool.terminate()` and hang its parent for ever.
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

@@ -27,8 +27,15 @@ def run_tasks(job: Job, tasks: Sequence[Any], workers: int) -> Iterator[Any]:
         return
     # spawn: a forked child would inherit torch's thread pools and pygame state mid-use.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes=workers, initializer=_init_worker) as pool:
+    pool = ctx.Pool(processes=workers, initializer=_init_worker)
+    try:
         yield from pool.imap_unordered(_call, [(job, t) for t in tasks], chunksize=1)
+        pool.close()  # all done: the workers leave on their own
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def _init_worker() -> None:

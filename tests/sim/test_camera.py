@@ -98,3 +98,13 @@ def test_dummy_sdl_driver_does_not_give_black_frames():
     )
     env = dict(os.environ, SDL_VIDEODRIVER="dummy")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+def test_a_process_that_rendered_still_dies_on_sigterm():
+    # SDL's default signal handlers swallow SIGTERM: Pool.terminate() then hangs for ever.
+    code = (
+        "import os, signal; from steerbench.sim.env import SteerEnv; e = SteerEnv('merge'); "
+        "e.reset(seed=0); os.kill(os.getpid(), signal.SIGTERM); import time; time.sleep(30)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert done.returncode == -15
