@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/steerbench eval --agent expert --agent lane_keeper --agent idle \
+	$(BIN)/steerbench eval --agent expert --agent modular --agent lane_keeper --agent idle \
 		--scenarios highway,merge,roundabout,intersection,racetrack --split train \
 		--episodes 3 --seed 0 --workers 2 --logdir runs/demo
 	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs/demo"

@@ -125,7 +125,11 @@ class TrajectoryPlanner:
     def plan(self, lanes: Sequence[Lane], tracks: Sequence[Track], speed: float, desired_speed: float,
              ongoing: Manoeuvre | None = None) -> Trajectory:
         """The cheapest safe candidate; `ongoing` is the manoeuvre the last plan was carrying out."""
-        candidates = self.candidates(lanes, tracks, speed, desired_speed, ongoing)
+        return self.choose(self.candidates(lanes, tracks, speed, desired_speed, ongoing))
+
+    @staticmethod
+    def choose(candidates: Sequence[Trajectory]) -> Trajectory:
+        """The cheapest safe one; if none is safe, the stop profile in the own lane."""
         safe = [c for c in candidates if c.safe]
         if safe:
             return min(safe, key=lambda c: c.cost)
@@ -136,25 +140,26 @@ class TrajectoryPlanner:
         """All candidates, scored (for visualisation and tests)."""
         if not any(lane.offset == 0 for lane in lanes):
             raise ValueError("the lanes must include the ego's own (offset 0)")
-        predicted = self._predicted(tracks, lanes)
+        lanes = [lane for lane in lanes if abs(lane.offset) <= 1]
+        where = [[frenet(lane.centre, t.position) for lane in lanes] for t in tracks]  # [track][lane]
+        predicted = self._predicted(tracks, lanes, where)
         out = []
-        for lane in lanes:
-            if abs(lane.offset) > 1:
-                continue
-            manoeuvre, new = self._manoeuvre(lane, ongoing)
-            out += [self._candidate(lane, manoeuvre, new, profile, tracks, predicted, speed, desired_speed)
+        for j, lane in enumerate(lanes):
+            ctx = _LaneContext(lane, *frenet(lane.centre)[:2], self._lead(lane, tracks, [w[j] for w in where]))
+            manoeuvre, new = self._manoeuvre(ctx, ongoing)
+            out += [self._candidate(ctx, manoeuvre, new, profile, tracks, predicted, speed, desired_speed)
                     for profile in ("keep", "ease", "stop")]
         return out
 
     # -- internals --------------------------------------------------------------------------
-    def _manoeuvre(self, lane: Lane, ongoing: Manoeuvre | None) -> tuple[Manoeuvre | None, bool]:
-        """The lateral manoeuvre onto `lane`, and whether choosing it starts (or abandons) one."""
-        if ongoing is not None and ongoing.lane_offset == lane.offset and ongoing.elapsed_s < self.p.change_s:
+    def _manoeuvre(self, ctx: "_LaneContext", ongoing: Manoeuvre | None) -> tuple[Manoeuvre | None, bool]:
+        """The lateral manoeuvre onto a lane, and whether choosing it starts (or abandons) one."""
+        offset = ctx.lane.offset
+        if ongoing is not None and ongoing.lane_offset == offset and ongoing.elapsed_s < self.p.change_s:
             return ongoing, False
-        _, d0, _ = frenet(lane.centre)
-        if lane.offset == 0 and abs(d0) < self.p.settle_m:
+        if offset == 0 and abs(ctx.d0) < self.p.settle_m:
             return None, ongoing is not None
-        return Manoeuvre(lane.offset, d0, 0.0), True
+        return Manoeuvre(offset, ctx.d0, 0.0), True
 
     def _lateral(self, manoeuvre: Manoeuvre | None) -> np.ndarray:
         if manoeuvre is None:
@@ -166,31 +171,29 @@ class TrajectoryPlanner:
         decel = {"keep": 0.0, "ease": 2.0, "stop": 5.0}[profile]
         return np.maximum(speed - decel * self.times, 0.0)
 
-    def _candidate(self, lane: Lane, manoeuvre: Manoeuvre | None, new: bool, profile: str, tracks,
+    def _candidate(self, ctx: "_LaneContext", manoeuvre: Manoeuvre | None, new: bool, profile: str, tracks,
                    predicted: np.ndarray, speed: float, desired: float) -> Trajectory:
         speeds = self._speeds(profile, speed)
         s = np.concatenate([[0.0], np.cumsum((speeds[1:] + speeds[:-1]) / 2 * self.p.dt)])
-        s0, _, _ = frenet(lane.centre)
-        centre, normal = _resample(lane.centre, s, s0)
+        centre, normal = _resample(ctx.lane.centre, s, ctx.s0)
         points = centre + normal * self._lateral(manoeuvre)[:, None]
-        gap = self.p.start_gap_m if new and lane.offset != 0 else self.p.margin_m
+        gap = self.p.start_gap_m if new and ctx.lane.offset != 0 else self.p.margin_m
         safe = not self._collides(points, tracks, predicted, gap)
-        cost = self._cost(lane, speeds, profile, new, tracks, desired)
-        return Trajectory(self.times, points, speeds, lane.offset, profile, cost, safe, manoeuvre)
+        cost = self._cost(ctx.lead, speeds, profile, new, desired)
+        return Trajectory(self.times, points, speeds, ctx.lane.offset, profile, cost, safe, manoeuvre)
 
-    def _predicted(self, tracks: Sequence[Track], lanes: Sequence[Lane]) -> np.ndarray:
+    def _predicted(self, tracks: Sequence[Track], lanes: Sequence[Lane], where: list) -> np.ndarray:
         """(objects, T, 2) positions: along the lane a vehicle drives in (at its speed and
         lateral offset: constant velocity would carry it across lanes in a curve), at constant
         velocity when it is in none or crossing one."""
         if not tracks:
             return np.zeros((0, len(self.times), 2))
-        return np.stack([self._predict_one(t, lanes) for t in tracks])
+        return np.stack([self._predict_one(t, lanes, w) for t, w in zip(tracks, where)])
 
-    def _predict_one(self, track: Track, lanes: Sequence[Lane]) -> np.ndarray:
+    def _predict_one(self, track: Track, lanes: Sequence[Lane], where: list) -> np.ndarray:
         speed = float(np.linalg.norm(track.velocity))
         best = None
-        for lane in lanes:
-            s, d, tangent = frenet(lane.centre, track.position)
+        for lane, (s, d, tangent) in zip(lanes, where):
             along = speed < 0.5 or float(np.dot(track.velocity, tangent)) > 0.9 * speed
             if abs(d) < self.p.lane_match_m and along and (best is None or abs(d) < abs(best[2])):
                 best = (lane, s, d)
@@ -213,24 +216,20 @@ class TrajectoryPlanner:
         hit = (along < (self.p.ego_length + lengths) / 2 + gap) & (across < (self.p.ego_width + widths) / 2 + self.p.margin_m / 2)
         return bool(hit.any())
 
-    def _cost(self, lane: Lane, speeds: np.ndarray, profile: str, new: bool, tracks, desired: float) -> float:
+    def _cost(self, lead: tuple[Track, float] | None, speeds: np.ndarray, profile: str, new: bool, desired: float) -> float:
         p = self.p
-        lead = self._lead(lane, tracks)
         lead_speed = desired if lead is None or lead[1] > 80.0 else float(np.linalg.norm(lead[0].velocity))
         # The speed this candidate can hold: its own profile's, capped by the lane's leader.
         sustained = min(desired, lead_speed, np.inf if profile == "keep" else speeds[-1])
         cost = p.w_progress * (desired - sustained) / max(desired, 1e-6) + p.w_lane_change * new
         return cost + p.w_ttc * max(0.0, 1.0 - self._min_ttc(lead, speeds) / p.ttc_horizon_s)
 
-    def _lead(self, lane: Lane, tracks: Sequence[Track]) -> tuple[Track, float] | None:
+    @staticmethod
+    def _lead(lane: Lane, tracks: Sequence[Track], where: list) -> tuple[Track, float] | None:
         """The nearest vehicle ahead in `lane` and its distance along it (Frenet: a curve
         would move a leader sideways in the ego frame)."""
-        s0, _, _ = frenet(lane.centre)
-        ahead = []
-        for t in tracks:
-            s, d, _ = frenet(lane.centre, t.position)
-            if s > s0 and abs(d) < 2.0:
-                ahead.append((t, s - s0))
+        s0 = frenet(lane.centre)[0]
+        ahead = [(t, s - s0) for t, (s, d, _) in zip(tracks, where) if s > s0 and abs(d) < 2.0]
         return min(ahead, key=lambda x: x[1]) if ahead else None
 
     def _min_ttc(self, lead: tuple[Track, float] | None, speeds: np.ndarray) -> float:
@@ -240,3 +239,13 @@ class TrajectoryPlanner:
         closing = speeds[-1] - float(np.linalg.norm(track.velocity))
         gap = distance - (self.p.ego_length + track.length) / 2
         return gap / closing if closing > 0.1 else np.inf
+
+
+@dataclass(frozen=True)
+class _LaneContext:
+    """What every candidate in one lane shares."""
+
+    lane: Lane
+    s0: float  # arc length abreast of the ego
+    d0: float  # the ego's lateral offset from the centre line (+ right)
+    lead: tuple[Track, float] | None

@@ -60,11 +60,13 @@ class EpisodeResult:
     error: str | None = None
     agent_stats: dict[str, float] = field(default_factory=dict)  # from the agent's optional stats()
     strip: list[np.ndarray] = field(default_factory=list, repr=False)
+    overlays: list[np.ndarray] = field(default_factory=list, repr=False)  # from the agent's optional overlay()
 
     def row(self) -> dict:
         """The results.jsonl row (frames are written elsewhere)."""
         d = dataclasses.asdict(self)
         d.pop("strip")
+        d.pop("overlays")
         return d
 
 
@@ -134,6 +136,8 @@ class EpisodeRunner:
         info = episode_info(env, task)
         records: list[StepRecord] = []
         strip: list[np.ndarray] = []
+        overlays: list[np.ndarray] = []
+        overlay_every = max(1, env.max_steps // task.strip_frames) if task.strip_frames else 0
         step_info: dict = {}
         agent, error = self._start_agent(task, info)
         done = error is not None
@@ -144,6 +148,8 @@ class EpisodeRunner:
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded, not raised
                 error = _describe(exc)
                 break
+            if overlay_every and len(records) % overlay_every == 0:
+                overlays += _overlay(agent)
             obs, _, term, trunc, step_info = env.step(action)
             records.append(step_info["record"])
             if task.strip_frames:
@@ -156,6 +162,7 @@ class EpisodeRunner:
             seed=task.seed, command=env.command, metrics=metrics,
             steering_hist=steering_histogram(records), error=error,
             agent_stats=_agent_stats(agent), strip=_evenly(strip, task.strip_frames),
+            overlays=overlays[:task.strip_frames],
         )
 
     def _start_agent(self, task: EpisodeTask, info: EpisodeInfo) -> tuple[Any, str | None]:
@@ -223,6 +230,20 @@ def _agent_stats(agent: Any) -> dict[str, float]:
         if isinstance(key, str) and "/" in key and np.isfinite(value):
             out[key] = value
     return out
+
+
+def _overlay(agent: Any) -> list[np.ndarray]:
+    """An agent may draw what it perceived and planned over its last input through an optional
+    `overlay()` returning an (H, W, 3) uint8 image; like `stats()`, it never fails an episode."""
+    draw = getattr(agent, "overlay", None)
+    if not callable(draw):
+        return []
+    try:
+        image = np.asarray(draw())
+    except Exception:  # noqa: BLE001 - diagnostics must never fail an episode
+        return []
+    ok = image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    return [image] if ok else []
 
 
 def _describe(exc: BaseException) -> str:

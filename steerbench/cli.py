@@ -1,4 +1,4 @@
-"""The `steerbench` command: scenarios, agents, eval."""
+"""The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling."""
 
 from __future__ import annotations
 
@@ -105,6 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=_positive(int), default=3, help="epochs without train-dev improvement")
     t.add_argument("--full", action="store_true", help="also predict acceleration (for --mode full)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = sub.add_parser("train-detector", help="collect labelled frames and train the learned vehicle detector",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--frames", type=_positive(int), required=True, help="train frames (equal shares per scenario)")
+    d.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
+    d.add_argument("--logdir", type=Path, required=True, help="run directory (resumed if it exists)")
+    d.add_argument("--data", type=Path, default=None, help="dataset directory (collected or resumed); default LOGDIR/data")
+    d.add_argument("--epochs", type=_positive(int), default=10, help="most epochs to train")
+    d.add_argument("--workers", type=_positive(int), default=1, help="parallel collection processes")
+    d.add_argument("--seed", type=_non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
+    d.add_argument("--eval-frames", type=_positive(int), default=600, help="held-out frames per split (train-dev, dev)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = sub.add_parser("ceiling", help="ceiling analysis: the modular agent with each stage replaced by its oracle",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_episode_args(g)
+    g.add_argument("--detector", choices=("classical", "learned"), default="classical", help="the pipeline's detector")
+    g.add_argument("--checkpoint", default="", help="weights of the learned detector (steerbench train-detector)")
+    g.add_argument("--lanes", choices=("pixels", "map"), default="pixels", help="the pipeline's lane source")
+    g.add_argument("--controller", choices=("pure_pursuit", "stanley"), default="pure_pursuit")
+    g.add_argument("--logdir", type=Path, default=Path("runs/ceiling"), help="run directory (resumed if it exists)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -238,6 +258,54 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_detector(args: argparse.Namespace) -> int:
+    from steerbench.perception.learned import DetectorError
+    from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, results_table, train_detector
+
+    from .collect import CollectConfig, collect
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    data = args.data or args.logdir / "data"
+    (teacher,) = parse_agents(["expert"], [])
+
+    def collect_episodes(scenario: str, split: str, episodes: int, missing: int) -> None:
+        collect(CollectConfig(teacher=teacher, scenarios=(scenario,), split=split, episodes=episodes,
+                              workers=min(args.workers, missing), out=data, progress=not args.no_progress))
+
+    try:
+        cfg = DetectorTrainConfig(data=str(data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
+                                  eval_frames=args.eval_frames, epochs=args.epochs, seed=args.seed,
+                                  progress=not args.no_progress)
+        prepare_data(cfg, collect_episodes)
+        metrics = train_detector(cfg)
+    except DetectorError as exc:
+        raise TrainingError(str(exc)) from None
+    print(results_table(metrics))
+    print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; operating score threshold "
+          f"{metrics['score_threshold']:g}; matching: perception/metrics.py (Hungarian, centres within 2 m)")
+    print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
+          f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
+    return 0
+
+
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    from .ceiling import CeilingConfig, ceiling_table, run_ceiling
+
+    check_split(args.split)
+    if args.detector == "learned" and not args.checkpoint:
+        raise UsageError("--detector learned needs --checkpoint PATH (from steerbench train-detector)")
+    cfg = CeilingConfig(
+        scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)), split=args.split, episodes=args.episodes,
+        seed=args.seed, workers=args.workers, logdir=args.logdir, env=_env_settings(args), detector=args.detector,
+        lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
+    )
+    out = run_ceiling(cfg)
+    print()
+    print(ceiling_table(out.rows))
+    print(f"\ntable: {out.run_dir / 'ceiling.md'}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
 def _label_of(agent_arg: str) -> str:
     label, sep, spec = agent_arg.partition("=")
     if sep:
@@ -258,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_collect(args)
         if args.command == "train-e2e":
             return cmd_train_e2e(args)
+        if args.command == "train-detector":
+            return cmd_train_detector(args)
+        if args.command == "ceiling":
+            return cmd_ceiling(args)
         return cmd_eval(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)

@@ -90,6 +90,9 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
             store.append(result.row())
             if result.strip:
                 save_strip(run_dir, result.agent, result.scenario, result.split, result.index, result.strip)
+            if result.overlays:
+                save_strip(run_dir, result.agent, f"{result.scenario}-overlay", result.split, result.index,
+                           result.overlays)
             ran += 1
             bar.update(1)
             bar.set_postfix_str(f"{result.agent}/{result.scenario}: {result.metrics['failure']}")

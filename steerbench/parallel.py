@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 from typing import Any, Callable, Iterator, Sequence
 
@@ -41,6 +42,9 @@ def run_tasks(job: Job, tasks: Sequence[Any], workers: int) -> Iterator[Any]:
 def _init_worker() -> None:
     global _RUNNER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    # One core's worth per worker: torch's default thread pool per process oversubscribes the
+    # machine when agents with networks run in several workers (2-3x slower on 2 cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     _RUNNER = EpisodeRunner()
 
 

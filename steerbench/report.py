@@ -85,7 +85,7 @@ def compare(rows: Sequence[dict], agents: Sequence[str], metric: str = "driving_
     return out
 
 
-def _table(header: list[str], body: list[list[str]], markdown: bool) -> str:
+def table(header: list[str], body: list[list[str]], markdown: bool) -> str:
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -101,7 +101,7 @@ def summary_table(groups: Sequence[Group], markdown: bool = False) -> str:
         [g.label, g.scenario, g.split, str(g.n)] + [g.metrics[m].fmt() for m, _ in TABLE_METRICS]
         for g in groups
     ]
-    return _table(header, body, markdown)
+    return table(header, body, markdown)
 
 
 def comparison_table(comparisons: Sequence[Comparison], markdown: bool = False) -> str:
@@ -110,14 +110,14 @@ def comparison_table(comparisons: Sequence[Comparison], markdown: bool = False) 
         [c.scenario, c.split, f"{c.agent} - {c.baseline}: {c.difference.fmt()}", str(c.n)]
         for c in comparisons
     ]
-    return _table(header, body, markdown)
+    return table(header, body, markdown)
 
 
 def failure_table(groups: Sequence[Group], markdown: bool = False) -> str:
     kinds = sorted({k for g in groups for k in g.failures})
     header = ["agent", "scenario", "split"] + kinds
     body = [[g.agent, g.scenario, g.split] + [str(g.failures.get(k, 0)) for k in kinds] for g in groups]
-    return _table(header, body, markdown)
+    return table(header, body, markdown)
 
 
 def summary_json(groups: Sequence[Group], comparisons: Sequence[Comparison]) -> dict:

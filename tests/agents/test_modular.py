@@ -1,11 +1,13 @@
 """The modular agent drives closed loop with each detector and controller option."""
 
+import cv2
+import numpy as np
 import pytest
 
-from steerbench.agents.modular import ModularAgent, ModularOptions
+from steerbench.agents.modular import ModularAgent, ModularOptions, _truth_tracks
 from steerbench.agents.reference import IdleAgent
 from steerbench.agents.registry import AgentSpec
-from steerbench.sim.runner import EpisodeRunner, EpisodeTask
+from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.scenarios import episode_seed
 
 
@@ -31,10 +33,77 @@ def test_drives_the_highway_better_than_idle(runner, options, inputs):
     assert m["route_completion"] > 0.4 and m["driving_score"] > idle["driving_score"] + 0.2
 
 
-def test_refuses_to_run_without_the_map():
-    agent = ModularAgent(ModularOptions())
+def test_map_lanes_refuse_to_run_without_the_map(runner):
+    env = runner.env("highway", "train", EnvSettings())
+    obs, _ = env.reset(seed=0)
+    agent = ModularAgent(ModularOptions(detector="classical", lanes="map"))
+    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "pixels", "highway", "train", 0, 0)))
     with pytest.raises(RuntimeError, match="needs the map"):
-        agent.act(type("Obs", (), {"road": None})())
+        agent.act(EpisodeRunner._observation(env, obs, "pixels"))
+
+
+@pytest.mark.parametrize("options, inputs", [
+    ({"lanes": "pixels"}, "pixels"),
+    ({"lanes": "pixels", "tracker": "ground_truth"}, "privileged"),
+    ({"lanes": "map"}, "pixels+map"),
+])
+def test_inputs_follow_the_oracles_and_the_map(options, inputs):
+    assert ModularAgent(ModularOptions(**options)).info.inputs == inputs
+
+
+def test_learned_detector_needs_a_checkpoint():
+    with pytest.raises(ValueError, match="checkpoint"):
+        ModularOptions(detector="learned")
+
+
+def test_pixel_lanes_drive_the_highway_without_the_map(runner):
+    spec = AgentSpec("pixels", "steerbench.agents.modular:ModularAgent", (("lanes", "pixels"),))
+    task = EpisodeTask("pixels", spec, "pixels", "highway", "train", 1, episode_seed("train", 1))
+    m = runner.run(task).metrics  # the runner hands a "pixels" agent no map: it must not need one
+    assert m["failure"] != "agent_error"
+    assert m["route_completion"] > 0.4 and m["mean_lateral_offset_m"] < 1.0
+
+
+def test_kalman_tracks_match_the_oracle_tracks(runner):
+    """Fed true detections, the Kalman tracker's velocities converge to the true ones."""
+    env = runner.env("highway", "train", EnvSettings())
+    obs, _ = env.reset(seed=episode_seed("train", 2))
+    kalman = ModularAgent(ModularOptions(detector="ground_truth"))
+    kalman.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", "highway", "train", 2, 0)))
+    errors = []
+    for step in range(40):
+        o = EpisodeRunner._observation(env, obs, "privileged")
+        motion = kalman._ego_motion(o)
+        tracks = kalman._track(o, kalman._detect(o), motion)
+        truth = {tuple(np.round(t.position, 3)): t for t in _truth_tracks(o.truth)}
+        if step >= 15:  # confirmed and settled
+            for t in tracks:
+                near = min(truth.values(), key=lambda g: np.linalg.norm(g.position - t.position))
+                if np.linalg.norm(near.position - t.position) < 1.0:
+                    errors.append(np.linalg.norm(near.velocity - t.velocity))
+        obs, *_ = env.step(np.zeros(2))
+    assert len(errors) > 20
+    assert np.median(errors) < 1.0, np.median(errors)
+
+
+def test_dead_reckoning_follows_the_localised_pose(runner):
+    """Without the map the agent integrates speed and its steering; it must agree with the pose."""
+    env = runner.env("racetrack", "train", EnvSettings())
+    obs, _ = env.reset(seed=episode_seed("train", 0))
+    agent = ModularAgent(ModularOptions(detector="ground_truth"))
+    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", "racetrack", "train", 0, 0)))
+    diffs = []
+    for _ in range(30):
+        o = EpisodeRunner._observation(env, obs, "privileged")
+        action = agent.act(o)
+        obs, *_ = env.step(action)
+        after = EpisodeRunner._observation(env, obs, "privileged")
+        pose = agent._ego_motion(after)
+        agent.last_pose = o.road.ego  # undo: act() will see this step again
+        blind = agent._ego_motion(EpisodeRunner._observation(env, obs, "pixels"))
+        diffs.append((abs(pose.distance_m - blind.distance_m), abs(pose.dheading - blind.dheading)))
+    d = np.array(diffs)
+    assert d[:, 0].max() < 0.3 and d[:, 1].max() < 0.02, d.max(axis=0)
 
 
 def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
@@ -52,3 +121,8 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb" / "modular"))
     acc.Reload()
     assert "time/merge/train/plan_ms_p95" in acc.Tags()["scalars"]
+    # The overlay strip: the plan is drawn in red over the (grey) camera frames.
+    assert "media/merge-overlay/train" in acc.Tags()["images"]
+    strip = cv2.imread(str(tmp_path / "media" / "modular" / "merge-overlay_train_0.png"))[..., ::-1]
+    red = (strip[..., 0] > 200) & (strip[..., 1] < 40) & (strip[..., 2] < 40)
+    assert strip.shape[0] == 4 * 64 and red.sum() > 100

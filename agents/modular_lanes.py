@@ -1,0 +1,131 @@
+"""Where the modular agent's lanes come from: the map prior (`lanes=map`) or pixels (`lanes=pixels`).
+
+Both give the planner centre lines in the ego frame (offset 0 = the ego's lane, -1 left, +1
+right) and an integer id of the ego's lane, counted left to right, so that a lane change under
+way can be followed across the moment the ego crosses into its target lane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
+from steerbench.perception.types import FrameGeometry
+from steerbench.planning.lanes import LaneTracker
+from steerbench.planning.planner import Lane
+from steerbench.sim.types import Observation, RoadPrior, VehicleState
+
+LOOKAHEAD_M = 100.0  # [m] of lane centre line handed to the planner
+BEHIND_M = 5.0  # [m] of it behind the ego
+HOLD_S = 1.0  # [s] pixel lanes lost for longer than this are replaced by a straight lane ahead
+
+
+@dataclass(frozen=True)
+class LaneView:
+    lanes: list[Lane]
+    lane_id: int  # the ego's lane, counted from the left
+    speed_limit: float | None  # [m/s] when the source knows it
+
+
+class MapLanes:
+    """The road network's lane centre lines, from the ego's localised pose (an HD-map prior)."""
+
+    def __init__(self) -> None:
+        self.tracker: LaneTracker | None = None
+
+    def reset(self) -> None:
+        self.tracker = None
+
+    def view(self, obs: Observation) -> LaneView:
+        road = obs.road
+        if road is None:
+            raise RuntimeError("lanes=map needs the map prior (inputs pixels+map)")
+        lane = self._follow(road)
+        net, ego = road.network, road.ego
+        lanes = [Lane(0, centre_line(net, lane.lane, lane.route, ego))]
+        for side in lane.side_lanes():
+            lanes.append(Lane(int(np.sign(side[2] - lane.lane[2])), centre_line(net, side, lane.route, ego)))
+        limit = getattr(net.get_lane(lane.lane), "speed_limit", None)
+        return LaneView(lanes, int(lane.lane[2]), float(limit) if limit else None)
+
+    def _follow(self, road: RoadPrior) -> LaneTracker:
+        if self.tracker is None:
+            self.tracker = LaneTracker(road.network, road.ego.lane_index, road.route)
+        if road.ego.lane_index[:2] == self.tracker.lane[:2]:
+            self.tracker.lane = road.ego.lane_index  # a lane change happened: plan from the new lane
+        self.tracker.update(road.ego.position, road.ego.lane_index)
+        return self.tracker
+
+
+class PixelLanes:
+    """Lane markings detected in the newest frame (perception.lanes). While the markings are
+    lost, the last lanes are carried along by the ego's motion for up to HOLD_S, then a
+    straight lane ahead is assumed."""
+
+    def __init__(self, geometry: FrameGeometry, dt: float) -> None:
+        self.detector = PixelLaneDetector(geometry)
+        self.dt = dt
+        self.last: LaneEstimate | None = None
+        self.held: list[Lane] = []
+        self.lost_s = 0.0
+        self.lane_id = 0
+
+    def view(self, obs: Observation, motion: tuple[float, float] | None) -> LaneView:
+        est = self.detector.detect(obs.frames, prior=self.last)
+        if est.valid:
+            self._count_crossing(est)
+            self.last, self.lost_s = est, 0.0
+            self.held = [Lane(o, pts) for o, pts in est.centre_lines(BEHIND_M, 2.0)]
+        else:
+            self.lost_s += self.dt
+            self.held = self._carried(motion) if self.lost_s <= HOLD_S and self.held else [_straight()]
+        if not any(lane.offset == 0 for lane in self.held):
+            self.held = [_straight(), *self.held]
+        return LaneView(self.held, self.lane_id, None)
+
+    def _count_crossing(self, est: LaneEstimate) -> None:
+        """A jump of the offset by more than half a lane is the ego crossing into the next lane."""
+        if self.last is None:
+            return
+        jump = est.offset_m - self.last.offset_m
+        half = 0.5 * (est.width_m or 4.0)
+        if jump > half:
+            self.lane_id -= 1  # was on its lane's left edge, now on the right edge of the lane to the left
+        elif jump < -half:
+            self.lane_id += 1
+
+    def _carried(self, motion: tuple[float, float] | None) -> list[Lane]:
+        if motion is None:
+            return self.held
+        distance, dheading = motion
+        pose = VehicleState(distance * np.cos(dheading / 2), distance * np.sin(dheading / 2), dheading, 0.0, 5.0, 2.0)
+        return [Lane(lane.offset, pose.to_local(lane.centre)) for lane in self.held]
+
+
+def _straight() -> Lane:
+    return Lane(0, np.stack([np.arange(-BEHIND_M, LOOKAHEAD_M, 5.0), np.zeros(21)], axis=1))
+
+
+def centre_line(net, lane_index, route, ego: VehicleState, step: float = 2.0) -> np.ndarray:
+    """LOOKAHEAD_M of centre line from BEHIND_M behind the ego, across segment ends, ego frame."""
+    lane = net.get_lane(lane_index)
+    s = lane.local_coordinates(ego.position)[0] - BEHIND_M
+    remaining = LOOKAHEAD_M + BEHIND_M
+    pts: list[np.ndarray] = []
+    tracker = LaneTracker(net, lane_index, route)
+    for _ in range(6):
+        stop = min(lane.length, s + remaining)
+        pts += [lane.position(si, 0.0) for si in np.arange(max(s, 0.0), stop, step)]
+        remaining -= stop - s
+        nxt = net.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
+        if remaining <= 0 or nxt == tracker.lane:
+            break
+        tracker.lane, lane = nxt, net.get_lane(nxt)
+        # Joined segments may overlap by a little: go on from abreast of the last point, never
+        # back (a backwards step would flip the polyline's tangent and the sign of offsets).
+        s = lane.local_coordinates(pts[-1])[0] + step if pts else 0.0
+    if len(pts) < 2:
+        pts = [lane.position(0, 0), lane.position(lane.length, 0)]
+    return ego.to_local(np.array(pts))
