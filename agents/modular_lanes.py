@@ -13,7 +13,7 @@ import numpy as np
 
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
 from steerbench.perception.types import FrameGeometry
-from steerbench.planning.lanes import LaneTracker
+from steerbench.planning.lanes import LaneTracker, centre_line
 from steerbench.planning.planner import Lane
 from steerbench.sim.types import Observation, RoadPrior, VehicleState
 
@@ -44,9 +44,10 @@ class MapLanes:
             raise RuntimeError("lanes=map needs the map prior (inputs pixels+map)")
         lane = self._follow(road)
         net, ego = road.network, road.ego
-        lanes = [Lane(0, centre_line(net, lane.lane, lane.route, ego))]
+        lanes = [Lane(0, centre_line(net, lane.lane, lane.route, ego, BEHIND_M, LOOKAHEAD_M))]
         for side in lane.side_lanes():
-            lanes.append(Lane(int(np.sign(side[2] - lane.lane[2])), centre_line(net, side, lane.route, ego)))
+            offset = int(np.sign(side[2] - lane.lane[2]))
+            lanes.append(Lane(offset, centre_line(net, side, lane.route, ego, BEHIND_M, LOOKAHEAD_M)))
         limit = getattr(net.get_lane(lane.lane), "speed_limit", None)
         return LaneView(lanes, int(lane.lane[2]), float(limit) if limit else None)
 
@@ -106,26 +107,3 @@ class PixelLanes:
 
 def _straight() -> Lane:
     return Lane(0, np.stack([np.arange(-BEHIND_M, LOOKAHEAD_M, 5.0), np.zeros(21)], axis=1))
-
-
-def centre_line(net, lane_index, route, ego: VehicleState, step: float = 2.0) -> np.ndarray:
-    """LOOKAHEAD_M of centre line from BEHIND_M behind the ego, across segment ends, ego frame."""
-    lane = net.get_lane(lane_index)
-    s = lane.local_coordinates(ego.position)[0] - BEHIND_M
-    remaining = LOOKAHEAD_M + BEHIND_M
-    pts: list[np.ndarray] = []
-    tracker = LaneTracker(net, lane_index, route)
-    for _ in range(6):
-        stop = min(lane.length, s + remaining)
-        pts += [lane.position(si, 0.0) for si in np.arange(max(s, 0.0), stop, step)]
-        remaining -= stop - s
-        nxt = net.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
-        if remaining <= 0 or nxt == tracker.lane:
-            break
-        tracker.lane, lane = nxt, net.get_lane(nxt)
-        # Joined segments may overlap by a little: go on from abreast of the last point, never
-        # back (a backwards step would flip the polyline's tangent and the sign of offsets).
-        s = lane.local_coordinates(pts[-1])[0] + step if pts else 0.0
-    if len(pts) < 2:
-        pts = [lane.position(0, 0), lane.position(lane.length, 0)]
-    return ego.to_local(np.array(pts))

@@ -28,7 +28,7 @@ from highway_env.road.lane import LineType, StraightLane
 
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
 from steerbench.perception.types import FrameGeometry
-from steerbench.planning.lanes import LaneFollower, LaneTracker
+from steerbench.planning.lanes import LaneFollower, LaneTracker, centre_line
 from steerbench.sim.camera import Camera
 from steerbench.sim.env import SteerEnv, vehicle_state
 from steerbench.sim.scenarios import SUITE
@@ -60,22 +60,10 @@ def truth(env: SteerEnv) -> tuple[float, float, float, set]:
     return float(lateral), float(heading), centre_y, {o for o in (-1, 1) if 0 <= i + o < n}
 
 
-def map_centre(env: SteerEnv, ahead_m: float = 40.0, step_m: float = 1.0) -> np.ndarray:
-    """The ego lane's centre line from abreast of the ego to `ahead_m` along it, across segment
-    ends along the scenario's route, in the ego frame."""
-    ego, net = env.core.vehicle, env.core.road.network
-    tracker = LaneTracker(net, ego.lane_index, env.route_lanes())
-    lane = net.get_lane(tracker.lane)
-    s, pts = lane.local_coordinates(ego.position)[0], []
-    for _ in range(6):
-        pts += [lane.position(si, 0.0) for si in np.arange(s, lane.length, step_m)]
-        end = lane.position(lane.length, 0.0)
-        nxt = net.next_lane(tracker.lane, route=tracker.remaining_route(), position=end)
-        if len(pts) * step_m >= ahead_m or nxt == tracker.lane:
-            break
-        tracker.lane, lane = nxt, net.get_lane(nxt)
-        s = max(lane.local_coordinates(pts[-1])[0] + step_m, 0.0) if pts else 0.0
-    return vehicle_state(ego).to_local(np.array(pts)) if len(pts) > 1 else np.zeros((0, 2))
+def map_centre(env, ahead_m: float = 40.0, step_m: float = 1.0) -> np.ndarray:
+    """The ego lane's centre line from abreast of the ego to `ahead_m` along the route, ego frame."""
+    ego = env.core.vehicle
+    return centre_line(env.core.road.network, ego.lane_index, env.route_lanes(), vehicle_state(ego), 0.0, ahead_m, step_m)
 
 
 def fix_render(env: SteerEnv) -> None:

@@ -82,3 +82,28 @@ class LaneTracker:
 
     def side_lanes(self) -> list[LaneIndex]:
         return [i for i in self.network.side_lanes(self.lane) if not self.network.get_lane(i).forbidden]
+
+
+def centre_line(network, lane_index: LaneIndex, route: Sequence[LaneIndex], ego: VehicleState,
+                behind_m: float = 5.0, ahead_m: float = 100.0, step_m: float = 2.0) -> np.ndarray:
+    """A lane's centre line from `behind_m` behind the ego to `ahead_m` ahead, across segment
+    ends (along `route` when it is set), in the ego frame (x ahead, y right)."""
+    lane = network.get_lane(lane_index)
+    s = lane.local_coordinates(ego.position)[0] - behind_m
+    remaining = behind_m + ahead_m
+    pts: list[np.ndarray] = []
+    tracker = LaneTracker(network, lane_index, route)
+    for _ in range(6):
+        stop = min(lane.length, s + remaining)
+        pts += [lane.position(si, 0.0) for si in np.arange(max(s, 0.0), stop, step_m)]
+        remaining -= stop - s
+        nxt = network.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
+        if remaining <= 0 or nxt == tracker.lane:
+            break
+        tracker.lane, lane = nxt, network.get_lane(nxt)
+        # Joined segments may overlap by a little: go on from abreast of the last point, never
+        # back (a backwards step would flip the polyline's tangent and the sign of offsets).
+        s = lane.local_coordinates(pts[-1])[0] + step_m if pts else 0.0
+    if len(pts) < 2:
+        pts = [lane.position(0, 0), lane.position(lane.length, 0)]
+    return ego.to_local(np.array(pts))

@@ -12,6 +12,9 @@ Each class subclasses a stock environment and overrides only what is broken or m
   leave a seam between them (about 0.09 m on segment f-g): a lane change that crossed it ended
   the episode as "off road"; `ego_on_road` accepts any lane of the ego's road segment and the
   space between two neighbouring lanes' centre lines;
+* highway-env draws a `CONTINUOUS_LINE` marking as one straight chord per lane: on an arc or
+  the merge ramp's sine the solid edge then runs metres inside the lane in the frames;
+  `_solid_curves` draws curved lanes' solid lines as `CONTINUOUS` (a polyline) instead;
 * stock environments give a continuous-action ego no route: `route_edges` and `goal_reached`
   say where the ego must go, and `command` which choice (exit, turn) the scenario asks for.
 """
@@ -27,6 +30,7 @@ from highway_env.envs.intersection_env import IntersectionEnv
 from highway_env.envs.merge_env import MergeEnv
 from highway_env.envs.racetrack_env import RacetrackEnv, RacetrackEnvLarge
 from highway_env.envs.roundabout_env import RoundaboutEnv
+from highway_env.road.lane import LineType, StraightLane
 from highway_env.road.road import Road
 from highway_env.vehicle.behavior import IDMVehicle
 
@@ -81,6 +85,15 @@ class ScenarioMixin:
     def _reset(self) -> None:
         super()._reset()  # type: ignore[misc]
         index_network(self.road.network)
+        _solid_curves(self.road.network)  # type: ignore[attr-defined]
+
+
+def _solid_curves(network) -> None:
+    """Solid markings of lanes that are not straight: a polyline, not a chord."""
+    for lanes in (lanes for to in network.graph.values() for lanes in to.values()):
+        for lane in lanes:
+            if not isinstance(lane, StraightLane) and LineType.CONTINUOUS_LINE in lane.line_types:
+                lane.line_types = [LineType.CONTINUOUS if t == LineType.CONTINUOUS_LINE else t for t in lane.line_types]
 
 
 class _NullObservation(ObservationType):
