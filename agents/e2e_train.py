@@ -40,6 +40,7 @@ class TrainConfig:
     brightness: float = 0.2  # augmentation: frames scaled by U(1 - b, 1 + b)
     noise_sd: float = 4.0  # augmentation: Gaussian pixel noise [grey levels]
     holdout: float = 0.1  # share of train episodes held out when the data has no train-dev split
+    init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
     progress: bool = True
 
 
@@ -117,6 +118,8 @@ def train(cfg: TrainConfig) -> dict:
         opt.load_state_dict(blob["optimizer"])
         state = json.loads(blob["state"])
         torch.set_rng_state(blob["rng"])
+    elif cfg.init:
+        _warm_start(net, net_cfg, Path(cfg.init))
     (logdir / "config.json").write_text(json.dumps({"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(),
                                                     "parameters": parameter_count(net)}, indent=2))
     writer = SummaryWriter(str(logdir / "tb"))
@@ -141,6 +144,13 @@ def train(cfg: TrainConfig) -> dict:
     finally:
         writer.close()
     return state
+
+
+def _warm_start(net: PilotNet, net_cfg: NetConfig, path: Path) -> None:
+    blob = load_checkpoint(path)
+    if not isinstance(blob, dict) or blob.get("config") != net_cfg.as_dict() or "model" not in blob:
+        raise TrainingError(f"{path} is not a best.pt of a network of this size and input; it cannot start this one")
+    net.load_state_dict(blob["model"])
 
 
 def _comparable(cfg: TrainConfig) -> str:

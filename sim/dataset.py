@@ -85,19 +85,24 @@ def _ego_frame_boxes(env: SteerEnv, step: int) -> tuple[list, list, list]:
 def record_episode(
     env: SteerEnv, teacher: Any, seed: int, make_info: Callable[[SteerEnv], EpisodeInfo],
     noise_std: float, observe: Callable[[SteerEnv, dict], Observation],
+    driver: Any = None, observe_driver: Callable[[SteerEnv, dict], Observation] | None = None,
 ) -> dict[str, np.ndarray]:
     """Roll out `teacher`; record the newest frame, labels and the clean teacher action per step.
     Steering noise N(0, noise_std) is added to the executed action only (DART-style recovery
-    data), drawn from a generator seeded by the episode's seed."""
+    data), drawn from a generator seeded by the episode's seed. With a `driver` (DAgger's
+    student), the driver's action is executed and the teacher only labels the states it visits."""
     obs, _ = env.reset(seed=seed)
-    teacher.reset(make_info(env))
+    info = make_info(env)
+    teacher.reset(info)
+    if driver is not None:
+        driver.reset(info)
     rng = np.random.default_rng(seed)
     cols: dict[str, list] = {k: [] for k in ("frames", "speed", "command", "action", "executed", "box_step", "boxes_px", "boxes_m")}
     done, step = False, 0
     while not done:
         o = observe(env, obs)
         action = np.asarray(teacher.act(o), dtype=np.float64)
-        executed = action.copy()
+        executed = action.copy() if driver is None else _drive(driver, observe_driver(env, obs))
         if noise_std > 0:
             executed[1] = np.clip(executed[1] + rng.normal(0.0, noise_std), -1.0, 1.0)
         b_step, b_px, b_m = _ego_frame_boxes(env, step)
@@ -123,6 +128,14 @@ def record_episode(
         "boxes_m": np.asarray(cols["boxes_m"], np.float32).reshape(-1, 5),
         "frame_size": np.array([h, w], np.int32),
     }
+
+
+def _drive(driver: Any, obs: Observation) -> np.ndarray:
+    """The driver's action; a broken one (NaN, wrong shape) is a bug of the student, not data."""
+    action = np.asarray(driver.act(obs), dtype=np.float64).reshape(-1)
+    if action.shape != (2,) or not np.isfinite(action).all():
+        raise DatasetError(f"the driver returned an invalid action {action!r}")
+    return np.clip(action, -1.0, 1.0)
 
 
 def write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> str:

@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_non_negative_int, default=0)
     t.add_argument("--patience", type=_positive(int), default=3, help="epochs without train-dev improvement")
     t.add_argument("--full", action="store_true", help="also predict acceleration (for --mode full)")
+    t.add_argument("--dagger-rounds", type=_non_negative_int, default=0,
+                   help="DAgger rounds after behaviour cloning (student rollouts labelled by the expert)")
+    t.add_argument("--dagger-episodes", type=_positive(int), default=10, help="student rollouts per scenario and round")
+    t.add_argument("--dagger-eval-episodes", type=_positive(int), default=5,
+                   help="closed-loop episodes per scenario after each round")
+    t.add_argument("--dagger-scenarios", default=None, help="where to roll out (default: the dataset's train scenarios)")
+    t.add_argument("--workers", type=_positive(int), default=1, help="parallel processes for rollouts")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = sub.add_parser("train-detector", help="collect labelled frames and train the learned vehicle detector",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -251,10 +258,31 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
                       batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
                       outputs=2 if args.full else 1, progress=not args.no_progress)
+    if args.dagger_rounds:
+        return _dagger(args, cfg)
     state = train(cfg)
     for h in state["history"]:
         print(f"epoch {h['epoch']}: train L1 {h['train_l1']:.4f}, train-dev L1 {h['train_dev_l1']:.4f}")
     print(f"best train-dev L1 {state['best']:.4f}; checkpoint {args.logdir / 'checkpoints' / 'best.pt'}")
+    return 0
+
+
+def _dagger(args: argparse.Namespace, train_cfg) -> int:
+    from .dagger import DaggerConfig, dataset_settings, run_dagger
+
+    env, scenarios = dataset_settings(args.data)
+    if args.dagger_scenarios:
+        scenarios = tuple(s.name for s in parse_scenarios(args.dagger_scenarios))
+    if not scenarios:
+        raise UsageError(f"{args.data} has no train episodes to take DAgger's scenarios from; give --dagger-scenarios")
+    history = run_dagger(DaggerConfig(
+        train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios, episodes=args.dagger_episodes,
+        eval_episodes=args.dagger_eval_episodes, workers=args.workers, env=env, progress=not args.no_progress,
+    ))
+    for h in history:
+        scores = ", ".join(f"{s} {h[s]['driving_score']:.2f}" for s in scenarios if s in h)
+        print(f"round {h['round']}: driving score {scores}; checkpoint {h['checkpoint']}")
+    print(f"per-round scores: {args.logdir / 'dagger.json'}   TensorBoard: tensorboard --logdir {args.logdir}")
     return 0
 
 

@@ -31,7 +31,16 @@ class CollectConfig:
     env: EnvSettings = EnvSettings()
     noise_std: float = 0.0  # steering noise added to the executed action (labels stay clean)
     noise_fraction: float = 0.5  # share of episodes that get the noise
+    driver: AgentSpec | None = None  # DAgger: this agent drives, the teacher only labels
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class Builder:
+    """What EpisodeRunner.agent() needs to build (and cache) an agent in a worker."""
+
+    agent: str
+    factory: AgentSpec
 
 
 @dataclass(frozen=True)
@@ -46,13 +55,17 @@ class CollectTask:
     env: EnvSettings
     noise_std: float
     root: str
+    driver: AgentSpec | None = None
+    driver_inputs: str = "pixels"
 
 
 def _collect(runner: EpisodeRunner, task: CollectTask) -> dict:
     env = runner.env(task.scenario, task.split, task.env)
+    driver = None if task.driver is None else runner.agent(Builder("driver:" + task.driver.label, task.driver))
     arrays = record_episode(
         env, runner.agent(task), task.seed, lambda e: episode_info(e, task), task.noise_std,
         lambda e, obs: EpisodeRunner._observation(e, obs, task.inputs),
+        driver, lambda e, obs: EpisodeRunner._observation(e, obs, task.driver_inputs),
     )
     path = chunk_path(Path(task.root), task.scenario, task.split, task.index)
     digest = write_chunk(path, arrays)
@@ -60,6 +73,7 @@ def _collect(runner: EpisodeRunner, task: CollectTask) -> dict:
         "path": str(path.relative_to(task.root)), "sha256": digest, "scenario": task.scenario,
         "split": task.split, "index": task.index, "seed": task.seed, "steps": int(len(arrays["speed"])),
         "boxes": int(len(arrays["box_step"])), "noise_std": task.noise_std,
+        "driver": task.driver.label if task.driver is not None else task.agent,
     }
 
 
@@ -83,6 +97,7 @@ def collect(cfg: CollectConfig) -> dict:
     settings = json.loads(json.dumps(asdict(cfg.env)))
     _check_settings(root, settings)
     info = check_agent(cfg.teacher(), cfg.teacher.label)
+    driver_inputs = check_agent(cfg.driver(), cfg.driver.label).inputs if cfg.driver is not None else "pixels"
     index = DatasetIndex(root)
     done = index.keys()
     tasks = []
@@ -93,7 +108,7 @@ def collect(cfg: CollectConfig) -> dict:
             seed = episode_seed(cfg.split, i)
             noisy = cfg.noise_std > 0 and np.random.default_rng(seed + 1).uniform() < cfg.noise_fraction
             tasks.append(CollectTask(cfg.teacher.label, cfg.teacher, info.inputs, scenario, cfg.split, i, seed,
-                                     cfg.env, cfg.noise_std if noisy else 0.0, str(root)))
+                                     cfg.env, cfg.noise_std if noisy else 0.0, str(root), cfg.driver, driver_inputs))
     total = len(cfg.scenarios) * cfg.episodes
     with tqdm(total=total, initial=total - len(tasks), desc="collect", unit="ep", disable=not cfg.progress) as bar:
         for row in run_tasks(_collect, tasks, cfg.workers):

@@ -1,0 +1,112 @@
+"""DAgger for the end-to-end network (Ross, Gordon and Bagnell, 2011): `train-e2e --dagger-rounds K`.
+
+Round 0 is behaviour cloning on the dataset. Each later round rolls the current student out
+(its actions are executed), has the expert label every state it visits, adds those episodes to
+the dataset as new `train` episodes (their index rows name the student as `driver`), and trains
+the next student from the current one's weights on the aggregate. After every round the student
+drives closed loop on fixed train seeds; the driving score per round goes to TensorBoard
+(`dagger/<scenario>/driving_score`, step = round) and to `LOGDIR/dagger.json`.
+
+Every part resumes: finished rollouts, finished epochs and finished evaluation episodes are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from steerbench.agents.e2e_train import TrainConfig, train
+from steerbench.agents.registry import BUILTIN, AgentSpec
+from steerbench.sim.dataset import DatasetError
+from steerbench.sim.runner import EnvSettings
+from steerbench.sim.types import CameraConfig
+
+from .collect import CollectConfig, collect
+from .evaluate import EvalConfig, run_eval
+
+ROUND_INDEX = 100_000  # round r's rollouts are train episodes r * ROUND_INDEX + i: no seed clash
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    train: TrainConfig  # round 0; later rounds change only logdir and init
+    rounds: int  # DAgger rounds after behaviour cloning
+    scenarios: tuple[str, ...]  # where the student is rolled out and evaluated
+    episodes: int = 10  # student rollouts per scenario and round
+    eval_episodes: int = 5  # closed-loop evaluation episodes per scenario and round
+    workers: int = 1
+    env: EnvSettings = EnvSettings()
+    progress: bool = True
+
+
+def dataset_settings(data: Path) -> tuple[EnvSettings, tuple[str, ...]]:
+    """The environment settings a dataset was recorded with (DAgger's rollouts must match them)
+    and the scenarios of its train episodes."""
+    try:
+        manifest = json.loads((Path(data) / "manifest.json").read_text())
+        env = dict(manifest["env"])
+        cam = dict(env.pop("camera"))
+        if cam.get("centering") is not None:
+            cam["centering"] = tuple(cam["centering"])
+        settings = EnvSettings(camera=CameraConfig(**cam), **env)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{data}: no readable manifest.json of steerbench collect ({exc})") from None
+    scenarios = tuple(sorted({k.split("/")[0] for k in manifest.get("frames", {}) if k.endswith("/train")}))
+    return settings, scenarios
+
+
+def round_dir(cfg: DaggerConfig, r: int) -> Path:
+    return Path(cfg.train.logdir) if r == 0 else Path(cfg.train.logdir) / f"dagger-{r}"
+
+
+def run_dagger(cfg: DaggerConfig) -> list[dict]:
+    history = []
+    for r in range(cfg.rounds + 1):
+        if r:
+            _aggregate(cfg, r, _checkpoint(cfg, r - 1))
+        init = str(_checkpoint(cfg, r - 1)) if r else cfg.train.init
+        train(dataclasses.replace(cfg.train, logdir=str(round_dir(cfg, r)), init=init))
+        history.append({"round": r, "checkpoint": str(_checkpoint(cfg, r)), **_closed_loop(cfg, r)})
+        _log(cfg, history)
+    return history
+
+
+def _checkpoint(cfg: DaggerConfig, r: int) -> Path:
+    return round_dir(cfg, r) / "checkpoints" / "best.pt"
+
+
+def _student(cfg: DaggerConfig, r: int) -> AgentSpec:
+    return AgentSpec(f"student-{r}", BUILTIN["e2e"], (("checkpoint", str(_checkpoint(cfg, r))),))
+
+
+def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
+    """The round's rollouts of the previous student, labelled by the expert, into the dataset."""
+    collect(CollectConfig(
+        teacher=AgentSpec("expert", BUILTIN["expert"]), scenarios=cfg.scenarios, split="train",
+        episodes=cfg.episodes, seed=r * ROUND_INDEX, workers=cfg.workers, out=Path(cfg.train.data),
+        env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress,
+    ))
+
+
+def _closed_loop(cfg: DaggerConfig, r: int) -> dict:
+    out = run_eval(EvalConfig(
+        agents=(_student(cfg, r),), scenarios=cfg.scenarios, split="train", episodes=cfg.eval_episodes,
+        workers=cfg.workers, logdir=Path(cfg.train.logdir) / "dagger-eval", env=cfg.env, strip_episodes=0,
+        progress=cfg.progress,
+    ))
+    return {g.scenario: {"driving_score": g.metrics["driving_score"].mean, "success": g.metrics["success"].mean}
+            for g in out.groups}
+
+
+def _log(cfg: DaggerConfig, history: list[dict]) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    (Path(cfg.train.logdir) / "dagger.json").write_text(json.dumps(history, indent=2))
+    with SummaryWriter(str(Path(cfg.train.logdir) / "tb")) as writer:
+        h = history[-1]
+        for scenario in cfg.scenarios:
+            if scenario in h:
+                for metric, value in h[scenario].items():
+                    writer.add_scalar(f"dagger/{scenario}/{metric}", value, h["round"])
