@@ -1,4 +1,4 @@
-"""The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling."""
+"""The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling, diagnose."""
 
 from __future__ import annotations
 
@@ -123,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=_non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
     d.add_argument("--eval-frames", type=_positive(int), default=600, help="held-out frames per split (train-dev, dev)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    n = sub.add_parser("diagnose", help="Ng's table: avoidable bias, variance, data mismatch of a learned agent",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    n.add_argument("--agent", required=True, metavar="[LABEL=]AGENT", help="the agent to diagnose")
+    n.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="an option of the agent")
+    n.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
+    n.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario and split")
+    n.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
+    n.add_argument("--data", type=Path, default=None,
+                   help="its training dataset: environment settings, and the open-loop steering error per split")
+    n.add_argument("--offline-frames", type=_positive(int), default=2000, help="open-loop frames per split, at most")
+    n.add_argument("--logdir", type=Path, default=Path("runs/diagnose"), help="run directory (resumed if it exists)")
+    n.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = sub.add_parser("ceiling", help="ceiling analysis: the modular agent with each stage replaced by its oracle",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_episode_args(g)
@@ -316,6 +328,26 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .dagger import dataset_settings
+    from .diagnose import DiagnoseConfig, diagnosis_tables, log_diagnosis, run_diagnose
+
+    (agent,) = parse_agents([args.agent], args.agent_opt)
+    if agent.label == "expert":
+        raise UsageError("diagnose compares an agent with the expert; give it another label (--agent NAME=expert)")
+    env = dataset_settings(args.data)[0] if args.data else EnvSettings()
+    cfg = DiagnoseConfig(agent=agent, scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)),
+                         episodes=args.episodes, workers=args.workers, logdir=args.logdir, env=env, data=args.data,
+                         offline_frames=args.offline_frames, progress=not args.no_progress)
+    diag = run_diagnose(cfg)
+    text = diagnosis_tables(diag)
+    print()
+    print(text)
+    log_diagnosis(args.logdir, diag, [diagnosis_tables(diag, markdown=True)])
+    print(f"\ntables: {args.logdir / 'diagnosis.md'}   TensorBoard: tensorboard --logdir {args.logdir}")
+    return 0
+
+
 def cmd_ceiling(args: argparse.Namespace) -> int:
     from .ceiling import CeilingConfig, ceiling_table, run_ceiling
 
@@ -358,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train_detector(args)
         if args.command == "ceiling":
             return cmd_ceiling(args)
+        if args.command == "diagnose":
+            return cmd_diagnose(args)
         return cmd_eval(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)
