@@ -22,6 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from .e2e_data import ImitationDataset
+from .e2e_saliency import log_inputs_and_saliency
 from .errors import TrainingError
 from .pilotnet import NetConfig, PilotNet, parameter_count
 
@@ -52,7 +53,8 @@ def _augment(frames: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> to
     return x.clamp(0, 255).to(torch.uint8)
 
 
-def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset | ImitationDataset, Subset | ImitationDataset]:
+def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Subset, Subset]:
+    """All samples, then train, train-dev (early stopping) and dev (test distribution; may be empty)."""
     try:
         full = ImitationDataset(Path(cfg.data), None, stack=stack, outputs=cfg.outputs)
     except Exception as exc:  # a dataset error of any kind ends here with one line
@@ -69,7 +71,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset | Im
         dev, train = train[np.isin(episode, held)], train[~np.isin(episode, held)]
     if not len(dev) or not len(train):
         raise TrainingError("early stopping needs a train-dev split or at least 2 train episodes")
-    return full, Subset(full, train.tolist()), Subset(full, dev.tolist())
+    test_dist = np.flatnonzero(split_of == "dev")
+    return full, Subset(full, train.tolist()), Subset(full, dev.tolist()), Subset(full, test_dist.tolist())
 
 
 def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generator | None) -> torch.Tensor:
@@ -100,7 +103,7 @@ def train(cfg: TrainConfig) -> dict:
     logdir = Path(cfg.logdir)
     ckpt_dir = logdir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    full, train_set, dev_set = _splits(cfg, stack=4)
+    full, train_set, dev_set, test_dist_set = _splits(cfg, stack=4)
     sample = full.episodes[0].frames
     net_cfg = NetConfig(size=cfg.size, stack=4, channels=1 if sample.ndim == 3 else 3,
                         height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
@@ -129,18 +132,25 @@ def train(cfg: TrainConfig) -> dict:
         while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
             epoch = state["epoch"] + 1
             train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
-            dev_loss = _evaluate(net, dev_set, cfg, device)
+            dev_loss, dev_steer = _evaluate(net, dev_set, cfg, device)
+            test_dist_loss, test_dist_steer = _evaluate(net, test_dist_set, cfg, device)
             improved = dev_loss < state["best"]
             state.update(epoch=epoch, best=min(state["best"], dev_loss), stale=0 if improved else state["stale"] + 1)
-            state["history"].append({"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss})
-            for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss), ("time/samples_per_s", rate)):
-                writer.add_scalar(tag, value, epoch)
+            state["history"].append({"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
+                                     "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None})
+            for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss),
+                               ("losses/dev_l1", test_dist_loss), ("metrics/train_dev_steering_mae", dev_steer),
+                               ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", cfg.lr),
+                               ("time/samples_per_s", rate)):
+                if np.isfinite(value):
+                    writer.add_scalar(tag, value, epoch)
             blob = {"model": net.state_dict(), "optimizer": opt.state_dict(), "config": net_cfg.as_dict(),
                     "train_config": _comparable(cfg), "state": json.dumps(state), "rng": torch.get_rng_state()}
             if improved:
                 _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch})
             _save(last, blob)
             gen = torch.Generator().manual_seed(cfg.seed + epoch)
+        log_inputs_and_saliency(writer, net, dev_set, device, state["epoch"])
     finally:
         writer.close()
     return state
@@ -176,12 +186,16 @@ def _epoch(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, 
 
 
 @torch.no_grad()
-def _evaluate(net, data, cfg: TrainConfig, device: str) -> float:
+def _evaluate(net, data, cfg: TrainConfig, device: str) -> tuple[float, float]:
+    """Mean L1 over all outputs and the steering MAE alone (the same when only steering is learned)."""
     if not len(data):
-        return float("nan")
+        return float("nan"), float("nan")
     net.eval()
-    total, n = 0.0, 0
-    for batch in DataLoader(data, batch_size=256, shuffle=False):
-        total += _loss(net, batch, device, cfg, None).item() * len(batch[0])
-        n += len(batch[0])
-    return total / n
+    total, steer, n = 0.0, 0.0, 0
+    for frames, speed, command, target in DataLoader(data, batch_size=256, shuffle=False):
+        out = net(frames.to(device), speed.to(device), command.to(device))
+        err = (out - target.to(device).float()).abs()
+        total += err.mean().item() * len(frames)
+        steer += err[:, -1].sum().item()
+        n += len(frames)
+    return total / n, steer / n

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,3 +67,34 @@ def test_bad_checkpoints_and_data_are_one_line_errors(data, tmp_path, capsys):
     train(cfg(data, tmp_path / "x", epochs=1))
     with pytest.raises(TrainingError, match="another configuration"):
         train(TrainConfig(data=str(data), logdir=str(tmp_path / "x"), size="M", epochs=2, progress=False))
+
+
+def test_tensorboard_has_curves_inputs_and_saliency(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(cfg(data, tmp_path / "tb", epochs=1))
+    acc = EventAccumulator(str(tmp_path / "tb" / "tb"))
+    acc.Reload()
+    for tag in ("losses/train_l1", "losses/train_dev_l1", "metrics/train_dev_steering_mae", "charts/learning_rate"):
+        assert tag in acc.Tags()["scalars"], tag
+    assert {"inputs/frames", "saliency/steering"} <= set(acc.Tags()["images"])
+
+
+def test_saliency_points_at_the_pixels_that_move_the_steering():
+    from steerbench.agents.e2e_saliency import saliency
+    from steerbench.agents.pilotnet import NetConfig, PilotNet
+
+    torch.manual_seed(0)
+    net = PilotNet(NetConfig(size="S", stack=4, channels=1, height=64, width=128, outputs=1)).eval()
+    frames = torch.randint(60, 200, (1, 4, 64, 128), dtype=torch.uint8)
+    speed, command = torch.tensor([20.0]), torch.tensor([0])
+    sal = saliency(net, frames, speed, command)[0]
+    order = np.argsort(sal.ravel())
+    base = net(frames.float(), speed, command)[0, 0].item()
+
+    def change(pixels):
+        x = frames.float().clone()
+        x[0, -1].view(-1)[torch.from_numpy(pixels)] += 20.0
+        return abs(net(x, speed, command)[0, 0].item() - base)
+
+    assert change(order[-200:].copy()) > 3 * change(order[:200].copy())
