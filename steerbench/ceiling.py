@@ -10,7 +10,8 @@ at a time, cumulatively and in pipeline order:
     expert           the privileged expert: what is left is planning and control
 
 Each row's gain over the row above (a paired difference, same seeds) is the part of the gap to
-the expert that the stage it replaces accounts for.
+the expert that the stage it replaces accounts for; shares are given only where the gap itself
+is resolved (its 95% interval excludes 0).
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ def ceiling_rows(rows: Sequence[dict], ladder: Sequence[Step], scenarios: Sequen
         if not idx:
             continue
         series = {st.label: [scores[(st.label, scenario, i)] for i in idx] for st in ladder}
-        total = sum(series[ladder[-1].label]) / len(idx) - sum(series[ladder[0].label]) / len(idx)
+        total = paired_difference(series[ladder[-1].label], series[ladder[0].label])
+        # Shares of a gap that the episodes do not resolve (its interval holds 0) would be noise.
+        resolved = total.low > 0 or total.high < 0 or (total.low == total.high and total.mean != 0)
         for k, st in enumerate(ladder):
             gain = paired_difference(series[st.label], series[ladder[k - 1].label]) if k else None
-            share = gain.mean / total if gain is not None and abs(total) > 1e-9 else None
+            share = gain.mean / total.mean if gain is not None and resolved else None
             out.append(CeilingRow(scenario, st.label, st.stage, estimate("driving_score", series[st.label]), gain, share))
     return out
 

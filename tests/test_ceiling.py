@@ -19,16 +19,27 @@ def test_the_ladder_replaces_one_stage_at_a_time():
     assert "map_lanes" not in with_map
 
 
+def _rows(scores):
+    return [{"agent": a, "scenario": "s", "index": i, "metrics": {"driving_score": v}}
+            for a, vs in scores.items() for i, v in enumerate(vs)]
+
+
 def test_gains_telescope_to_the_gap_on_known_scores():
     ladder = steps(CeilingConfig(scenarios=("s",)))
-    scores = {"pipeline": [0.2, 0.4], "true_detection": [0.5, 0.5], "true_tracks": [0.5, 0.6],
-              "map_lanes": [0.7, 0.6], "expert": [0.8, 0.8]}
-    rows = [{"agent": a, "scenario": "s", "index": i, "metrics": {"driving_score": v}}
-            for a, vs in scores.items() for i, v in enumerate(vs)]
-    table = ceiling_rows(rows, ladder, ("s",))
+    scores = {"pipeline": [0.2, 0.4, 0.3], "true_detection": [0.5, 0.5, 0.5], "true_tracks": [0.5, 0.6, 0.55],
+              "map_lanes": [0.7, 0.6, 0.65], "expert": [0.8, 0.8, 0.8]}
+    table = ceiling_rows(_rows(scores), ladder, ("s",))
     gains = {r.label: r.gain.mean for r in table if r.gain}
     assert gains == pytest.approx({"true_detection": 0.2, "true_tracks": 0.05, "map_lanes": 0.1, "expert": 0.15})
     assert sum(r.share for r in table if r.share is not None) == pytest.approx(1.0)
+
+
+def test_no_shares_of_a_gap_the_episodes_do_not_resolve():
+    ladder = steps(CeilingConfig(scenarios=("s",)))
+    scores = {"pipeline": [0.6, 0.8, 0.7], "true_detection": [0.5, 0.9, 0.7], "true_tracks": [0.6, 0.8, 0.7],
+              "map_lanes": [0.7, 0.7, 0.7], "expert": [0.8, 0.6, 0.71]}
+    table = ceiling_rows(_rows(scores), ladder, ("s",))
+    assert all(r.share is None for r in table)
 
 
 def test_a_tiny_ceiling_run(tmp_path):
