@@ -64,12 +64,18 @@ def test_pixel_lanes_drive_the_highway_without_the_map(runner):
     assert m["route_completion"] > 0.4 and m["mean_lateral_offset_m"] < 1.0
 
 
+def start(runner, scenario: str, index: int):
+    """An environment at the start of a train episode and a ground-truth-detection agent reset for it."""
+    env = runner.env(scenario, "train", EnvSettings())
+    obs, _ = env.reset(seed=episode_seed("train", index))
+    agent = ModularAgent(ModularOptions(detector="ground_truth"))
+    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", scenario, "train", index, 0)))
+    return env, obs, agent
+
+
 def test_kalman_tracks_match_the_oracle_tracks(runner):
     """Fed true detections, the Kalman tracker's velocities converge to the true ones."""
-    env = runner.env("highway", "train", EnvSettings())
-    obs, _ = env.reset(seed=episode_seed("train", 2))
-    kalman = ModularAgent(ModularOptions(detector="ground_truth"))
-    kalman.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", "highway", "train", 2, 0)))
+    env, obs, kalman = start(runner, "highway", 2)
     errors = []
     for step in range(40):
         o = EpisodeRunner._observation(env, obs, "privileged")
@@ -88,10 +94,7 @@ def test_kalman_tracks_match_the_oracle_tracks(runner):
 
 def test_dead_reckoning_follows_the_localised_pose(runner):
     """Without the map the agent integrates speed and its steering; it must agree with the pose."""
-    env = runner.env("racetrack", "train", EnvSettings())
-    obs, _ = env.reset(seed=episode_seed("train", 0))
-    agent = ModularAgent(ModularOptions(detector="ground_truth"))
-    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", "racetrack", "train", 0, 0)))
+    env, obs, agent = start(runner, "racetrack", 0)
     diffs = []
     for _ in range(30):
         o = EpisodeRunner._observation(env, obs, "privileged")
