@@ -1,10 +1,11 @@
-"""Training of the learned detector (`steerbench train-detector`): data, targets, losses, loop.
+"""Training of the learned detector (`steerbench train-detector`): targets, losses, loop.
 
-Data: a `steerbench collect` dataset (docs/dataset.md) with `train`, `train-dev` and `dev`
-episodes. Frames are taken in one documented order (`select_frames`): the scenarios in the
-order given, each contributing an equal share of the budget (the first ones one frame more
-while the budget does not divide), within a scenario its episodes by index and their steps in
-order; held-out splits take every `eval_stride`-th step, so they span more episodes.
+Data (perception/detector_data.py): a `steerbench collect` dataset (docs/dataset.md) with
+`train`, `train-dev` and `dev` episodes. Frames are taken in one documented order
+(`select_frames`): the scenarios in the order given, each contributing an equal share of the
+budget (the first ones one frame more while the budget does not divide), within a scenario its
+episodes by index and their steps in order; held-out splits take every `eval_stride`-th step,
+so they span more episodes.
 
 Targets (CenterNet): a Gaussian (sd `sigma_px`) on the output grid around each vehicle's drawn
 centre (the mean of its box corners as rendered), 1 at the peak cell; at that cell the offset
@@ -37,7 +38,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -45,13 +46,13 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
-from steerbench.sim.scenarios import SUITE, get_scenario
+from steerbench.sim.scenarios import get_scenario
 
-from .classical import ClassicalDetector, to_gray
+from .classical import ClassicalDetector
+from .detector_data import Boxes, Collector, FrameSet, ensure_frames, select_frames
 from .learned import (CHECKPOINT_FORMAT, REFERENCE_SIZE_M, CenterNetSmall, DecodeOptions, DetectorError,
                       DetectorNetConfig, box_corners, decode, load_detector_checkpoint, parameter_count)
-from .metrics import DetectionQuality, FrameMatch, expected, match_frame, quality
+from .metrics import DetectionQuality, FrameMatch, match_frame, quality
 from .types import Detection, Detector, FrameGeometry
 
 HELD_OUT = ("train-dev", "dev")  # held-out frames of the train distribution and of the test one
@@ -96,80 +97,6 @@ class DetectorTrainConfig:
 
 
 # -- data ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Boxes:
-    """The vehicles of one frame."""
-
-    drawn_px: np.ndarray  # (K, 2) centre of the box as rendered (mean of its corners) [px]
-    true_px: np.ndarray  # (K, 2) the vehicle's position projected to pixels [px]
-    true_m: np.ndarray  # (K, 2) the vehicle's position in the ego frame [m]
-    size_m: np.ndarray  # (K, 2) length, width [m]
-    heading: np.ndarray  # (K,) relative to the ego [rad]
-    expected: np.ndarray  # (K,) bool: perception.metrics expects it to be detected
-
-
-@dataclass(frozen=True)
-class FrameSet:
-    split: str
-    frames: np.ndarray  # (N, H, W) uint8 grey
-    scenario: np.ndarray  # (N,) index into `scenarios`
-    scenarios: tuple[str, ...]
-    geometries: tuple[FrameGeometry, ...]  # one per scenario
-    boxes: tuple[Boxes, ...]  # one per frame
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-
-def shares(frames: int, scenarios: Sequence[str]) -> dict[str, int]:
-    """An equal share of `frames` per scenario, the first ones one more while it does not divide."""
-    k = len(scenarios)
-    return {s: frames // k + (1 if i < frames % k else 0) for i, s in enumerate(scenarios)}
-
-
-def nominal_steps(scenario: str, split: str, policy_hz: int = 5) -> int:
-    """Steps of an episode that runs its whole duration (an early end makes fewer)."""
-    spec = get_scenario(scenario)
-    config = spec.env_class_for(split).default_config()
-    config.update(spec.split(split).config)
-    return int(round(config["duration"] * policy_hz))
-
-
-def _rows(root: Path, split: str, scenario: str) -> list[dict]:
-    try:
-        rows = DatasetIndex(root).rows if (Path(root) / "index.jsonl").exists() else []
-    except DatasetError as exc:
-        raise DetectorError(str(exc)) from None
-    return sorted((r for r in rows if r["split"] == split and r["scenario"] == scenario), key=lambda r: r["index"])
-
-
-def usable_frames(rows: Sequence[dict], stride: int) -> int:
-    return sum(math.ceil(r["steps"] / stride) for r in rows)
-
-
-Collector = Callable[[str, str, int, int], None]  # (scenario, split, episodes, missing) -> None
-
-
-def ensure_frames(root: Path, split: str, scenarios: Sequence[str], frames: int, stride: int,
-                  collect_episodes: Collector, policy_hz: int = 5) -> None:
-    """Have episodes 0.. of `split` hold each scenario's share of `frames` (every `stride`-th step):
-    `collect_episodes(scenario, split, n, missing)` must make episodes 0..n-1 exist, `missing` of
-    them not recorded yet (it is only called when some are). First ceil(share / frames per full
-    episode) episodes, then more while episodes that ended early leave the share short."""
-    for scenario, share in shares(frames, scenarios).items():
-        per_episode = math.ceil(nominal_steps(scenario, split, policy_hz) / stride)
-        episodes = math.ceil(share / per_episode)
-        while True:
-            recorded = {r["index"] for r in _rows(root, split, scenario)}
-            missing = sum(1 for i in range(episodes) if i not in recorded)
-            if missing:
-                collect_episodes(scenario, split, episodes, missing)
-            have = usable_frames([r for r in _rows(root, split, scenario) if r["index"] < episodes], stride)
-            if have >= share:
-                break
-            episodes += math.ceil((share - have) / per_episode)
-
-
 def prepare_data(cfg: DetectorTrainConfig, collect_episodes: Collector, policy_hz: int = 5) -> None:
     """Collect what `cfg` needs into `cfg.data`: its train frames and its held-out frames of
     train-dev and dev (`collect_episodes` as in `ensure_frames`; the CLI passes steerbench collect)."""
@@ -177,57 +104,6 @@ def prepare_data(cfg: DetectorTrainConfig, collect_episodes: Collector, policy_h
     for split in HELD_OUT:
         ensure_frames(Path(cfg.data), split, cfg.scenarios, cfg.eval_frames, cfg.eval_stride, collect_episodes,
                       policy_hz)
-
-
-def camera_of(root: Path) -> dict:
-    path = Path(root) / "manifest.json"
-    try:
-        camera = json.loads(path.read_text())["env"]["camera"]
-        return {"width": int(camera["width"]), "height": int(camera["height"]), "scaling": float(camera["scaling"]),
-                "centering": camera.get("centering")}
-    except FileNotFoundError:
-        raise DetectorError(f"{root} is not a steerbench dataset (no manifest.json)") from None
-    except (ValueError, KeyError, TypeError):
-        raise DetectorError(f"{path} is corrupt or lacks the camera settings") from None
-
-
-def geometry_for(camera: dict, scenario: str) -> FrameGeometry:
-    centering = camera["centering"] or SUITE[scenario].centering
-    return FrameGeometry(camera["width"], camera["height"], camera["scaling"], tuple(centering))
-
-
-def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int, stride: int = 1) -> FrameSet:
-    """The first `frames` frames of `split` in the documented order (module docstring)."""
-    root = Path(root)
-    camera = camera_of(root)
-    geometries = tuple(geometry_for(camera, s) for s in scenarios)
-    out_frames, out_scenario, out_boxes = [], [], []
-    for k, (scenario, share) in enumerate(shares(frames, scenarios).items()):
-        g, taken = geometries[k], 0
-        for row in _rows(root, split, scenario):
-            if taken >= share:
-                break
-            try:
-                ep = load_episode(root, row)
-            except DatasetError as exc:
-                raise DetectorError(str(exc)) from None
-            for t in range(0, len(ep.speed), stride):
-                if taken >= share:
-                    break
-                px, m = ep.boxes_at(t)
-                drawn = px.mean(axis=1) if len(px) else np.zeros((0, 2))
-                out_frames.append(to_gray(ep.frames[t]))
-                out_scenario.append(k)
-                out_boxes.append(Boxes(
-                    drawn_px=drawn.astype(np.float64), true_px=g.to_pixels(m[:, :2]).reshape(-1, 2),
-                    true_m=m[:, :2].astype(np.float64), size_m=m[:, 2:4].astype(np.float64),
-                    heading=m[:, 4].astype(np.float64), expected=expected(drawn, g.width, g.height),
-                ))
-                taken += 1
-        if taken < share:
-            raise DetectorError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
-                                "collect more episodes")
-    return FrameSet(split, np.stack(out_frames), np.array(out_scenario), tuple(scenarios), geometries, tuple(out_boxes))
 
 
 # -- targets and losses ---------------------------------------------------------------------
