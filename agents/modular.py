@@ -23,7 +23,7 @@ from steerbench.perception.classical import ClassicalDetector, newest
 from steerbench.perception.tracker import EgoMotion, KalmanTracker, Track, TrackerOptions
 from steerbench.perception.types import Detection, FrameGeometry
 from steerbench.planning.controllers import STEERING_RANGE, PurePursuit, Stanley
-from steerbench.planning.planner import Manoeuvre, Trajectory, TrajectoryPlanner
+from steerbench.planning.planner import Manoeuvre, Trajectory, TrajectoryPlanner, frenet
 from steerbench.sim.longitudinal import idm_acceleration
 from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, VehicleState
 
@@ -186,12 +186,14 @@ class ModularAgent:
 
     @staticmethod
     def _accel(speed: float, desired: float, plan: Trajectory, tracks: list[Track]) -> float:
-        lead = [t for t in tracks if t.position[0] > 0 and abs(t.position[1] - plan.points[-1, 1]) < 2.0]
-        if not lead:
+        """IDM on the nearest vehicle along the plan (Frenet: in a curve, ego-frame y would miss it)."""
+        s0 = frenet(plan.points)[0]
+        ahead = [(s - s0, t) for t in tracks for s, d, _ in [frenet(plan.points, t.position)] if s > s0 and abs(d) < 2.0]
+        if not ahead:
             return idm_acceleration(speed, desired) / 5.0
-        t = min(lead, key=lambda t: t.position[0])
-        gap = t.position[0] - (5.0 + t.length) / 2
-        return idm_acceleration(speed, desired, max(gap, 0.1), speed - t.velocity[0]) / 5.0
+        distance, t = min(ahead, key=lambda a: a[0])
+        gap = distance - (WHEELBASE_M + t.length) / 2
+        return idm_acceleration(speed, desired, max(gap, 0.1), speed - float(np.linalg.norm(t.velocity))) / 5.0
 
 
 def _learned(checkpoint: str, geometry: FrameGeometry | None):

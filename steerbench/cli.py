@@ -280,7 +280,8 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
 
 
 def _dagger(args: argparse.Namespace, train_cfg) -> int:
-    from .dagger import DaggerConfig, dataset_settings, run_dagger
+    from .collect import dataset_settings
+    from .dagger import DaggerConfig, run_dagger
 
     env, scenarios = dataset_settings(args.data)
     if args.dagger_scenarios:
@@ -329,7 +330,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .dagger import dataset_settings
+    from .collect import dataset_settings
     from .diagnose import DiagnoseConfig, diagnosis_tables, log_diagnosis, run_diagnose
 
     (agent,) = parse_agents([args.agent], args.agent_opt)

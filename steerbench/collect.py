@@ -15,6 +15,7 @@ from steerbench.agents.registry import AgentSpec, check_agent
 from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
+from steerbench.sim.types import CameraConfig
 
 from .parallel import run_tasks
 
@@ -131,3 +132,19 @@ def write_manifest(root: Path, index: DatasetIndex, settings: dict, teacher: Age
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, root / "manifest.json")
     return manifest
+
+
+def dataset_settings(data: Path) -> tuple[EnvSettings, tuple[str, ...]]:
+    """The environment settings a dataset was recorded with (DAgger's rollouts must match them)
+    and the scenarios of its train episodes."""
+    try:
+        manifest = json.loads((Path(data) / "manifest.json").read_text())
+        env = dict(manifest["env"])
+        cam = dict(env.pop("camera"))
+        if cam.get("centering") is not None:
+            cam["centering"] = tuple(cam["centering"])
+        settings = EnvSettings(camera=CameraConfig(**cam), **env)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{data}: no readable manifest.json of steerbench collect ({exc})") from None
+    scenarios = tuple(sorted({k.split("/")[0] for k in manifest.get("frames", {}) if k.endswith("/train")}))
+    return settings, scenarios

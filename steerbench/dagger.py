@@ -19,9 +19,7 @@ from pathlib import Path
 
 from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.registry import BUILTIN, AgentSpec
-from steerbench.sim.dataset import DatasetError
 from steerbench.sim.runner import EnvSettings
-from steerbench.sim.types import CameraConfig
 
 from .collect import CollectConfig, collect
 from .evaluate import EvalConfig, run_eval
@@ -39,22 +37,6 @@ class DaggerConfig:
     workers: int = 1
     env: EnvSettings = EnvSettings()
     progress: bool = True
-
-
-def dataset_settings(data: Path) -> tuple[EnvSettings, tuple[str, ...]]:
-    """The environment settings a dataset was recorded with (DAgger's rollouts must match them)
-    and the scenarios of its train episodes."""
-    try:
-        manifest = json.loads((Path(data) / "manifest.json").read_text())
-        env = dict(manifest["env"])
-        cam = dict(env.pop("camera"))
-        if cam.get("centering") is not None:
-            cam["centering"] = tuple(cam["centering"])
-        settings = EnvSettings(camera=CameraConfig(**cam), **env)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{data}: no readable manifest.json of steerbench collect ({exc})") from None
-    scenarios = tuple(sorted({k.split("/")[0] for k in manifest.get("frames", {}) if k.endswith("/train")}))
-    return settings, scenarios
 
 
 def round_dir(cfg: DaggerConfig, r: int) -> Path:

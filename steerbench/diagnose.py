@@ -109,7 +109,7 @@ def _gap(low: dict, high: dict, paired: bool) -> Estimate:
 
 def offline_errors(cfg: DiagnoseConfig, data: Path) -> dict[str, Estimate]:
     """|agent steering - expert label| on recorded episodes, per split; the expert's own is 0."""
-    from .dagger import dataset_settings
+    from .collect import dataset_settings
 
     if dataset_settings(data)[0] != cfg.env:
         raise DatasetError(f"{data} was recorded with other environment settings than this diagnosis uses")

@@ -9,8 +9,8 @@ import pytest
 from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
-from steerbench.collect import CollectConfig, collect
-from steerbench.dagger import ROUND_INDEX, DaggerConfig, dataset_settings, run_dagger
+from steerbench.collect import CollectConfig, collect, dataset_settings
+from steerbench.dagger import ROUND_INDEX, DaggerConfig, run_dagger
 from steerbench.sim.dataset import DatasetError, iter_episodes
 
 EXPERT = AgentSpec("expert", "steerbench.agents.expert:ExpertAgent")

@@ -81,10 +81,10 @@ def test_kalman_tracks_match_the_oracle_tracks(runner):
         o = EpisodeRunner._observation(env, obs, "privileged")
         motion = kalman._ego_motion(o)
         tracks = kalman._track(o, kalman._detect(o), motion)
-        truth = {tuple(np.round(t.position, 3)): t for t in _truth_tracks(o.truth)}
+        truth = _truth_tracks(o.truth)
         if step >= 15:  # confirmed and settled
             for t in tracks:
-                near = min(truth.values(), key=lambda g: np.linalg.norm(g.position - t.position))
+                near = min(truth, key=lambda g: np.linalg.norm(g.position - t.position))
                 if np.linalg.norm(near.position - t.position) < 1.0:
                     errors.append(np.linalg.norm(near.velocity - t.velocity))
         obs, *_ = env.step(np.zeros(2))
@@ -129,3 +129,17 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     strip = cv2.imread(str(tmp_path / "media" / "modular" / "merge-overlay_train_0.png"))[..., ::-1]
     red = (strip[..., 0] > 200) & (strip[..., 1] < 40) & (strip[..., 2] < 40)
     assert strip.shape[0] == 4 * 64 and red.sum() > 100
+
+
+def test_full_mode_brakes_for_a_car_ahead_on_a_curved_plan():
+    from steerbench.perception.tracker import Track
+    from steerbench.planning.planner import Lane, TrajectoryPlanner
+
+    x = np.arange(-5.0, 120.0, 1.0)
+    curve = Lane(0, np.stack([x, x**2 / (2 * 60.0)], axis=1))  # a 60 m radius bend to the right
+    plan = TrajectoryPlanner().plan([curve], [], 20.0, 20.0)
+    p = curve.centre[np.searchsorted(x, 40.0)]  # 40 m along, 13 m to the side in the ego frame
+    stopped = Track(0, p, np.zeros(2), 5.0, 2.0, 0.0, 5, 0, True)
+    aside = Track(1, p + [0.0, 6.0], np.zeros(2), 5.0, 2.0, 0.0, 5, 0, True)
+    assert ModularAgent._accel(20.0, 20.0, plan, [stopped]) < -0.5
+    assert ModularAgent._accel(20.0, 20.0, plan, [aside]) >= 0.0
