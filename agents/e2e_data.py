@@ -20,6 +20,7 @@ class ImitationDataset(Dataset):
     def __init__(self, root: Path, split: str | None = None, stack: int = 4, outputs: int = 1) -> None:
         if outputs not in (1, 2):
             raise ValueError("outputs must be 1 (steering) or 2 (acceleration and steering)")
+        self.root = Path(root)
         self.episodes = list(iter_episodes(root, split))
         self.stack, self.outputs = stack, outputs
         self.index = np.array([(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep.speed))], dtype=np.int64).reshape(-1, 2)

@@ -14,12 +14,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+from steerbench.perception.detector_data import shares
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
@@ -42,6 +45,8 @@ class TrainConfig:
     noise_sd: float = 4.0  # augmentation: Gaussian pixel noise [grey levels]
     holdout: float = 0.1  # share of train episodes held out when the data has no train-dev split
     init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
+    frames: int = 0  # train on the first `frames` train frames only (0: all); order: `first_frames`
+    scenarios: tuple[str, ...] = ()  # with `frames`: whose frames, in this order (empty: the dataset's)
     progress: bool = True
 
 
@@ -64,6 +69,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
     dev = np.flatnonzero(split_of == "train-dev")
     if not len(train):
         raise TrainingError(f"{cfg.data} has no train-split episodes")
+    if cfg.frames:
+        train = first_frames(full, train, cfg.frames, cfg.scenarios)
     if not len(dev):  # hold out whole episodes: neighbouring frames would leak
         episode = full.index[train, 0]
         ids = np.unique(episode)
@@ -73,6 +80,23 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
         raise TrainingError("early stopping needs a train-dev split or at least 2 train episodes")
     test_dist = np.flatnonzero(split_of == "dev")
     return full, Subset(full, train.tolist()), Subset(full, dev.tolist()), Subset(full, test_dist.tolist())
+
+
+def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, scenarios: Sequence[str]) -> np.ndarray:
+    """The first `frames` of `candidates` in the order the learned detector takes its frames
+    (perception.detector_data): each scenario an equal share, its episodes by index, their steps
+    in order; so `scale` trains both contestants on the same frames."""
+    episode = full.index[candidates, 0]
+    scenario_of = np.array([full.episodes[e].scenario for e in episode])
+    names = list(scenarios) or list(dict.fromkeys(scenario_of))
+    order = np.lexsort((full.index[candidates, 1], [full.episodes[e].index for e in episode]))
+    chosen = []
+    for name, share in shares(frames, names).items():
+        mine = candidates[order][scenario_of[order] == name]
+        if len(mine) < share:
+            raise TrainingError(f"{full.root} holds {len(mine)} {name} train frames, {share} needed for --frames {frames}")
+        chosen.append(mine[:share])
+    return np.concatenate(chosen)
 
 
 def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generator | None) -> torch.Tensor:

@@ -11,6 +11,7 @@ import dataclasses
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -41,6 +42,7 @@ class EpisodeTask:
     env: EnvSettings = EnvSettings()
     act_timeout_s: float = 10.0
     strip_frames: int = 0  # >0: return this many frames, evenly spaced, for a frame strip
+    tail_frames: int = 0  # >0: return the last this many frames (and overlays), for a clip of the end
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -61,12 +63,16 @@ class EpisodeResult:
     agent_stats: dict[str, float] = field(default_factory=dict)  # from the agent's optional stats()
     strip: list[np.ndarray] = field(default_factory=list, repr=False)
     overlays: list[np.ndarray] = field(default_factory=list, repr=False)  # from the agent's optional overlay()
+    # The last `tail_frames` frames, each rendered after a step, and the overlay the agent drew
+    # when it chose that step's action (None where it drew none; [] if it never drew one).
+    tail: list[np.ndarray] = field(default_factory=list, repr=False)
+    tail_overlays: list[np.ndarray | None] = field(default_factory=list, repr=False)
 
     def row(self) -> dict:
         """The results.jsonl row (frames are written elsewhere)."""
         d = dataclasses.asdict(self)
-        d.pop("strip")
-        d.pop("overlays")
+        for images in ("strip", "overlays", "tail", "tail_overlays"):
+            d.pop(images)
         return d
 
 
@@ -138,6 +144,7 @@ class EpisodeRunner:
         strip: list[np.ndarray] = []
         overlays: list[np.ndarray] = []
         overlay_every = max(1, env.max_steps // task.strip_frames) if task.strip_frames else 0
+        tail = _Tail(task.tail_frames)
         step_info: dict = {}
         agent, error = self._start_agent(task, info)
         done = error is not None
@@ -148,12 +155,16 @@ class EpisodeRunner:
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded, not raised
                 error = _describe(exc)
                 break
-            if overlay_every and len(records) % overlay_every == 0:
-                overlays += _overlay(agent)
+            strip_overlay = bool(overlay_every) and len(records) % overlay_every == 0
+            drawn = _overlay(agent) if strip_overlay or tail.n else []  # draw once, use twice
+            if strip_overlay:
+                overlays += drawn
             obs, _, term, trunc, step_info = env.step(action)
             records.append(step_info["record"])
+            frame = env.render() if task.strip_frames or tail.n else None
             if task.strip_frames:
-                strip.append(env.render())
+                strip.append(frame)
+            tail.add(frame, drawn)
             done = term or trunc
         end = self._end(env, records, step_info, error, time.perf_counter() - start)
         metrics = episode_metrics(records, end, off_route=bool(env.left_route()))
@@ -162,7 +173,7 @@ class EpisodeRunner:
             seed=task.seed, command=env.command, metrics=metrics,
             steering_hist=steering_histogram(records), error=error,
             agent_stats=_agent_stats(agent), strip=_evenly(strip, task.strip_frames),
-            overlays=overlays[:task.strip_frames],
+            overlays=overlays[:task.strip_frames], tail=list(tail.frames), tail_overlays=tail.overlays(),
         )
 
     def _start_agent(self, task: EpisodeTask, info: EpisodeInfo) -> tuple[Any, str | None]:
@@ -244,6 +255,24 @@ def _overlay(agent: Any) -> list[np.ndarray]:
         return []
     ok = image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
     return [image] if ok else []
+
+
+class _Tail:
+    """The last `n` frames and overlays: bounded deques keep only the end, whatever the length."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(0, n)
+        self.frames: deque = deque(maxlen=self.n)
+        self._overlays: deque = deque(maxlen=self.n)
+
+    def add(self, frame: np.ndarray | None, drawn: list[np.ndarray]) -> None:
+        if self.n and frame is not None:
+            self.frames.append(frame)
+            self._overlays.append(drawn[0] if drawn else None)
+
+    def overlays(self) -> list[np.ndarray | None]:
+        """Aligned with `frames`, or empty when the agent drew nothing in the tail."""
+        return list(self._overlays) if any(o is not None for o in self._overlays) else []
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling, diagnose."""
+"""The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling, diagnose;
+the study's compare, scale and errors are in cli_study."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .results import CorruptResultsError
 from .rundir import RunDirError
 
 LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+RESERVED_LABELS = ("tb", "media", "study", "errors", "models", "figures")  # names of a run directory's own parts
 
 
 class UsageError(ValueError):
@@ -144,12 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--controller", choices=("pure_pursuit", "stanley"), default="pure_pursuit")
     g.add_argument("--logdir", type=Path, default=Path("runs/ceiling"), help="run directory (resumed if it exists)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .cli_study import register  # the study's commands: compare, scale, errors
+
+    register(sub)
     return p
 
 
-def _add_episode_args(p: argparse.ArgumentParser) -> None:
+def _add_episode_args(p: argparse.ArgumentParser, split: bool = True) -> None:
     p.add_argument("--scenarios", default="all", help="comma-separated scenario names, or 'all'")
-    p.add_argument("--split", default="train", choices=SPLITS)
+    if split:
+        p.add_argument("--split", default="train", choices=SPLITS)
     p.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="index of the first episode")
     p.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
@@ -177,8 +183,8 @@ def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[Ag
         label, sep, spec = arg.partition("=")
         if not sep:
             label, spec = _label_of(arg), arg
-        if not LABEL.match(label) or label in ("tb", "media"):
-            raise UsageError(f"bad agent label {label!r}: use letters, digits, '_', '-', '.' (not tb or media)")
+        if not LABEL.match(label) or label in RESERVED_LABELS:
+            raise UsageError(f"bad agent label {label!r}: use letters, digits, '_', '-', '.' (not {', '.join(RESERVED_LABELS)})")
         pairs.append((label, resolve(spec)))
     labels = [label for label, _ in pairs]
     dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
@@ -393,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_ceiling(args)
         if args.command == "diagnose":
             return cmd_diagnose(args)
+        if hasattr(args, "handler"):
+            return args.handler(args)
         return cmd_eval(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)

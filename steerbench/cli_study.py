@@ -1,0 +1,124 @@
+"""The study's subcommands of `steerbench`: compare, scale, errors (parsers and handlers)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from steerbench.sim.scenarios import check_split, parse_scenarios
+
+from . import cli
+
+
+def register(sub) -> None:
+    _compare_parser(sub)
+    _errors_parser(sub)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0, got {text!r}")
+    return seeds
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training budget (only for models missing from --models)")
+    g.add_argument("--train-episodes", type=cli._positive(int), default=20, help="expert episodes per scenario")
+    g.add_argument("--heldout-episodes", type=cli._positive(int), default=4,
+                   help="train-dev and dev episodes per scenario")
+    g.add_argument("--e2e-epochs", type=cli._positive(int), default=8, help="most epochs per network")
+    g.add_argument("--detector-frames", type=cli._positive(int), default=3000, help="learned detector's train frames")
+    g.add_argument("--detector-epochs", type=cli._positive(int), default=8, help="learned detector's most epochs")
+
+
+def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
+    from .models import Budget
+
+    return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
+                  e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
+                  detector_epochs=args.detector_epochs, frames=frames, workers=args.workers,
+                  progress=not args.no_progress)
+
+
+def _compare_parser(sub) -> None:
+    from .contestants import lineup
+
+    p = sub.add_parser("compare", help="modular vs end-to-end: every contestant on both splits, one report",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--contestants", default=",".join(lineup()),
+                   help="comma-separated built-in contestants (see docs/study.md)")
+    p.add_argument("--agent", action="append", default=[], metavar="[LABEL=]AGENT",
+                   help="also evaluate your own agent (registry name, entry point or module:Class)")
+    p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
+    cli._add_episode_args(p, split=False)
+    p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
+    p.add_argument("--train-seeds", type=_seeds, default=(0, 1, 2), help="training seeds of each learned contestant")
+    p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
+    p.add_argument("--logdir", type=Path, default=Path("runs/compare"), help="run directory (resumed if it exists)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _budget_args(p)
+    p.set_defaults(handler=cmd_compare)
+
+
+def _splits(text: str) -> tuple[str, ...]:
+    splits = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    for s in splits:
+        check_split(s)
+    if not splits:
+        raise cli.UsageError("--splits names no split")
+    return splits
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareConfig, run_compare
+    from .contestants import select, user_contestant
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    names = [n.strip() for n in args.contestants.split(",") if n.strip()]
+    contestants = select(names) + [user_contestant(s) for s in cli.parse_agents(args.agent, args.agent_opt)]
+    if not contestants:
+        raise cli.UsageError("nothing to compare: --contestants is empty and no --agent given")
+    names = [c.name for c in contestants]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise cli.UsageError(f"contestant name {clash!r} given twice; label your agent, e.g. --agent my-{clash}={clash}")
+    cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=_budget(args, scenarios),
+                        splits=_splits(args.splits), episodes=args.episodes, seed=args.seed,
+                        train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
+                        env=cli._env_settings(args), progress=not args.no_progress,
+                        command=shlex.join(["steerbench", *sys.argv[1:]]))
+    out = run_compare(cfg)
+    from .study_report import timings_table
+
+    print()
+    print(timings_table(out.timings))
+    print(f"\nreport: {out.report}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+def _errors_parser(sub) -> None:
+    p = sub.add_parser("errors", help="error analysis: failed episodes by category, costliest first, with clips",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", type=Path, help="a run directory of steerbench eval, compare or diagnose")
+    p.add_argument("--top", type=cli._positive(int), default=3, help="categories per agent that get clips")
+    p.add_argument("--clips", type=cli._non_negative_int, default=2, help="clips per category")
+    p.add_argument("--clip-frames", type=cli._positive(int), default=8, help="frames before the end of each clip")
+    p.add_argument("--workers", type=cli._positive(int), default=1, help="parallel processes for the replays")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_errors)
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    from .errors import ErrorsConfig, errors_table, run_errors
+
+    out = run_errors(ErrorsConfig(args.run, top=args.top, clips=args.clips, clip_frames=args.clip_frames,
+                                  workers=args.workers, progress=not args.no_progress))
+    print(errors_table(out, markdown=False))
+    print(f"\ntable: {args.run / 'errors.md'}   TensorBoard: tensorboard --logdir {args.run / 'tb' / 'errors'}")
+    return 0
