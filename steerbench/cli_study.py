@@ -14,6 +14,7 @@ from . import cli
 
 def register(sub) -> None:
     _compare_parser(sub)
+    _scale_parser(sub)
     _errors_parser(sub)
 
 
@@ -27,14 +28,18 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def _budget_args(p: argparse.ArgumentParser) -> None:
+def _budget_args(p: argparse.ArgumentParser, train_episodes: int = 20, e2e_epochs: int = 8,
+                 detector_epochs: int = 8) -> None:
     g = p.add_argument_group("training budget (only for models missing from --models)")
-    g.add_argument("--train-episodes", type=cli._positive(int), default=20, help="expert episodes per scenario")
+    g.add_argument("--train-episodes", type=cli._positive(int), default=train_episodes,
+                   help="expert episodes per scenario (scale: at least; more until the largest N is there)")
     g.add_argument("--heldout-episodes", type=cli._positive(int), default=4,
                    help="train-dev and dev episodes per scenario")
-    g.add_argument("--e2e-epochs", type=cli._positive(int), default=8, help="most epochs per network")
+    g.add_argument("--e2e-epochs", type=cli._positive(int), default=e2e_epochs,
+                   help="epochs per network (scale: the least; early stopping on train-dev)")
     g.add_argument("--detector-frames", type=cli._positive(int), default=3000, help="learned detector's train frames")
-    g.add_argument("--detector-epochs", type=cli._positive(int), default=8, help="learned detector's most epochs")
+    g.add_argument("--detector-epochs", type=cli._positive(int), default=detector_epochs,
+                   help="learned detector's epochs (scale: the least)")
 
 
 def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
@@ -99,6 +104,66 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print()
     print(timings_table(out.timings))
     print(f"\nreport: {out.report}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(s) for s in text.split(",") if s.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame counts, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected positive frame counts, got {text!r}")
+    return sizes
+
+
+def _nets(text: str) -> tuple[str, ...]:
+    nets = tuple(dict.fromkeys(s.strip().upper() for s in text.split(",") if s.strip()))
+    if any(n not in ("S", "M", "L") for n in nets):
+        raise argparse.ArgumentTypeError(f"expected sizes among S,M,L, got {text!r}")
+    return nets
+
+
+def _scale_parser(sub) -> None:
+    p = sub.add_parser("scale", help="Ng's curve: driving score vs training frames, e2e S/M/L and the modular agent",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--frames", type=_sizes, default=(300, 1000, 3000, 10000),
+                   help="dataset sizes N (train frames), e.g. 1000,3000,10000,30000 on a GPU")
+    p.add_argument("--nets", type=_nets, default=("S", "M", "L"), help="end-to-end network sizes")
+    p.add_argument("--no-detector", action="store_true", help="leave out the modular agent's learned detector")
+    p.add_argument("--samples", type=cli._non_negative_int, default=30000,
+                   help="training samples per model: small N gets more epochs (0: --e2e-epochs / --detector-epochs)")
+    cli._add_episode_args(p)
+    p.set_defaults(scenarios="highway,racetrack")
+    p.add_argument("--train-seeds", type=_seeds, default=(0,), help="training seeds of each model")
+    p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
+    p.add_argument("--logdir", type=Path, default=Path("runs/scale"), help="run directory (resumed if it exists)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _budget_args(p, train_episodes=1, e2e_epochs=3, detector_epochs=3)
+    p.set_defaults(handler=cmd_scale)
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .scale import ScaleConfig, findings, run_scale, scale_table
+    from .study_report import timings_table
+
+    check_split(args.split)
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    budget = dataclasses.replace(_budget(args, scenarios), samples=args.samples)
+    cfg = ScaleConfig(frames=args.frames, scenarios=scenarios, budget=budget, nets=args.nets,
+                      detector=not args.no_detector, split=args.split, episodes=args.episodes, seed=args.seed,
+                      train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
+                      env=cli._env_settings(args), progress=not args.no_progress,
+                      command=shlex.join(["steerbench", *sys.argv[1:]]))
+    out = run_scale(cfg)
+    print()
+    print(scale_table(out, cfg.frames, markdown=False))
+    print("\n".join(["", *findings(out), ""]))
+    print(timings_table(out.timings))
+    print(f"\ntable: {out.run_dir / 'scale.md'}   figure: {out.run_dir / 'figures' / 'scaling.png'}   "
+          f"TensorBoard: tensorboard --logdir {out.run_dir}")
     return 0
 
 

@@ -68,7 +68,7 @@ def run_compare(cfg: CompareConfig) -> CompareOutcome:
     return CompareOutcome(run_dir, write_report(data, run_dir, cfg), data, models.timings)
 
 
-def _entries(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Path) -> tuple[Entry, ...]:
+def entries_of(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Path) -> tuple[Entry, ...]:
     inputs = {label: meta["inputs"] for label, meta in rundir.agents_of(run_dir).items()}
     entries = []
     for c in dict.fromkeys(c for c, _, _ in copies):
@@ -80,17 +80,18 @@ def _entries(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Pa
 
 
 def study_data(cfg: CompareConfig, run_dir: Path, copies: list, timings: list[Timing]) -> StudyData:
-    entries = _entries(copies, run_dir)
+    entries = entries_of(copies, run_dir)
     labels = {label for e in entries for label in e.labels}
     wanted = {(label, s, split, i) for label in labels for s in cfg.scenarios for split in cfg.splits
               for i in range(cfg.seed, cfg.seed + cfg.episodes)}
     rows = tuple(r for r in ResultsStore(run_dir / "results.jsonl") if row_key(r) in wanted)
     return StudyData(entries, cfg.scenarios, cfg.splits, tuple(cells(rows, entries, cfg.scenarios, cfg.splits)),
                      tuple(modular_vs_e2e(rows, entries, cfg.scenarios, cfg.splits)), rows, tuple(timings),
-                     _header(cfg))
+                     header_text(cfg))
 
 
-def _header(cfg: CompareConfig) -> str:
+def header_text(cfg) -> str:
+    """Date, machine and command of a study run (`cfg`: a compare or scale configuration)."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"

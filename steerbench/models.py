@@ -13,6 +13,7 @@ A model counts as present when its `checkpoints/best.pt` exists and its run fini
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from steerbench.sim.runner import EnvSettings
 from .collect import CollectConfig, collect
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
+MAX_EPOCHS = 40
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,15 @@ class Budget:
     detector_epochs: int = 8  # most epochs of the learned detector
     detector_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
     frames: int = 0  # `scale`: both contestants train on the first `frames` train frames (0: all)
+    samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
+    #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
     workers: int = 1  # processes for data collection
     progress: bool = True
+
+    def epochs(self, least: int) -> int:
+        if not (self.frames and self.samples):
+            return least
+        return min(MAX_EPOCHS, max(least, math.ceil(self.samples / self.frames)))
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ class Models:
     def e2e(self, size: str, seed: int) -> Path:
         """The best checkpoint of network `size` trained with `seed`, trained now if missing."""
         run = self.e2e_dir(size, seed)
-        cfg = TrainConfig(data=str(self.data), logdir=str(run), size=size, epochs=self.budget.e2e_epochs,
+        cfg = TrainConfig(data=str(self.data), logdir=str(run), size=size, epochs=self.budget.epochs(self.budget.e2e_epochs),
                           seed=seed, frames=self.budget.frames, scenarios=self.budget.scenarios,
                           outputs=2 if self.env.mode == "full" else 1, progress=self.budget.progress)
         return self._ensure(f"train e2e-{size} seed {seed}", run, lambda: train(cfg))
@@ -125,7 +134,7 @@ class Models:
         b = self.budget
         cfg = DetectorTrainConfig(data=str(self.data), logdir=str(run), scenarios=b.scenarios,
                                   frames=b.frames or b.detector_frames, eval_frames=b.detector_eval_frames,
-                                  epochs=b.detector_epochs, seed=seed, progress=b.progress)
+                                  epochs=b.epochs(b.detector_epochs), seed=seed, progress=b.progress)
 
         def fit() -> None:
             try:

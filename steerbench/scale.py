@@ -1,0 +1,208 @@
+"""`steerbench scale`: Ng's data-scaling curve, measured.
+
+For every dataset size N: the end-to-end networks (S, M, L by default) and the modular agent's
+learned detector are trained on the same first N train frames (one documented order, see
+`agents.e2e_train.first_frames`), then every model and two references (the expert and the modular
+agent with ground-truth detection) drive the same episodes. Output in the run directory:
+`scale.csv`, `figures/scaling.png` (driving score vs N, log x, 95% bootstrap bands), `scale.md`
+and TensorBoard runs `tb/scale/<model>` with the tag `scale/<split>/driving_score` (and `_low`,
+`_high`) at step N, so the curves overlay; the references are drawn as flat lines there too.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from steerbench.sim.runner import EnvSettings
+
+from . import plots
+from .compare import entries_of, header_text
+from .contestants import Contestant, lineup
+from .evaluate import EvalConfig, run_eval
+from .models import Budget, Models, Timing
+from .report import table
+from .results import ResultsStore
+from .study import OVERALL, Cell, cell
+
+REFERENCES = ("expert", "modular-gt-map")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    frames: tuple[int, ...]  # dataset sizes N
+    scenarios: tuple[str, ...]
+    budget: Budget  # `frames` is set per N
+    nets: tuple[str, ...] = ("S", "M", "L")
+    detector: bool = True  # also the modular agent with the learned detector (lanes from the map)
+    split: str = "train"
+    episodes: int = 10
+    seed: int = 0
+    train_seeds: tuple[int, ...] = (0,)
+    workers: int = 1
+    logdir: Path = Path("runs/scale")
+    models: Path | None = None  # default: LOGDIR/models
+    env: EnvSettings = EnvSettings()
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str  # e2e-S, ..., modular-learned-map
+    frames: int
+    cell: Cell
+
+
+@dataclass
+class ScaleOutcome:
+    run_dir: Path
+    points: list[Point]
+    references: dict[str, Cell]
+    timings: list[Timing] = field(default_factory=list)
+
+
+def _grown(base: Contestant, n: int) -> Contestant:
+    return dataclasses.replace(base, name=f"{base.name}-n{n}")
+
+
+def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
+    run_dir = Path(cfg.logdir)
+    known = lineup()
+    bases = [known[f"e2e-{s}"] for s in cfg.nets] + ([known["modular-learned-map"]] if cfg.detector else [])
+    timings: list[Timing] = []
+    copies = [(known[r], None, spec) for r in REFERENCES for _, spec in known[r].instances(None, ())]
+    for n in sorted(cfg.frames):
+        models = Models(cfg.models or run_dir / "models", dataclasses.replace(cfg.budget, frames=n), cfg.env, timings)
+        for base in bases:
+            grown = _grown(base, n)
+            copies += [(grown, seed, spec) for seed, spec in grown.instances(models, cfg.train_seeds)]
+    start = time.perf_counter()
+    out = run_eval(EvalConfig(agents=tuple(spec for _, _, spec in copies), scenarios=cfg.scenarios, split=cfg.split,
+                              episodes=cfg.episodes, seed=cfg.seed, workers=cfg.workers, logdir=run_dir, env=cfg.env,
+                              progress=cfg.progress))
+    timings.append(Timing(f"evaluate ({out.ran} episodes run now)", time.perf_counter() - start, out.ran > 0))
+    entries = {e.name: e for e in entries_of(copies, run_dir)}
+    rows = list(ResultsStore(run_dir / "results.jsonl"))
+    wanted = [r for r in rows if r["split"] == cfg.split and cfg.seed <= r["index"] < cfg.seed + cfg.episodes
+              and r["scenario"] in cfg.scenarios]
+    points = [Point(b.name, n, cell(wanted, entries[f"{b.name}-n{n}"], OVERALL, cfg.split))
+              for b in bases for n in sorted(cfg.frames)]
+    refs = {r: cell(wanted, entries[r], OVERALL, cfg.split) for r in REFERENCES}
+    outcome = ScaleOutcome(run_dir, points, refs, timings)
+    write_outputs(outcome, cfg)
+    return outcome
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def write_outputs(out: ScaleOutcome, cfg: ScaleConfig) -> None:
+    _csv(out, out.run_dir / "scale.csv")
+    figure = plots.scaling_chart(
+        [plots.CurvePoint(p.model, p.frames, *_ds(p.cell)) for p in out.points],
+        {_reference_label(r): c.metrics["driving_score"].mean for r, c in out.references.items()},
+        out.run_dir / "figures" / "scaling.png",
+        title=f"Driving score vs training frames ({cfg.split} split, {', '.join(cfg.scenarios)})")
+    md = scale_markdown(out, cfg, figure)
+    (out.run_dir / "scale.md").write_text(md)
+    _tensorboard(out, cfg, md, figure)
+
+
+def _ds(c: Cell) -> tuple[float, float, float]:
+    e = c.metrics["driving_score"]
+    return e.mean, e.low, e.high
+
+
+def _reference_label(name: str) -> str:
+    return {"expert": "expert (privileged)", "modular-gt-map": "modular, ground-truth detection"}.get(name, name)
+
+
+def _csv(out: ScaleOutcome, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "frames", "driving_score", "ci_low", "ci_high", "success", "episodes", "training_seeds"])
+        for p in out.points:
+            w.writerow([p.model, p.frames, *(f"{v:.4f}" for v in _ds(p.cell)),
+                        f"{p.cell.metrics['success'].mean:.4f}", p.cell.n,
+                        p.cell.seeds.get("driving_score").n if p.cell.seeds else 0])
+        for name, c in out.references.items():
+            w.writerow([name, "", *(f"{v:.4f}" for v in _ds(c)), f"{c.metrics['success'].mean:.4f}", c.n, 0])
+
+
+def findings(out: ScaleOutcome) -> list[str]:
+    """What the curves show, in words computed from the points (no claim the data cannot back)."""
+    modular = {p.frames: p.cell.metrics["driving_score"] for p in out.points if p.model.startswith("modular")}
+    lines = []
+    for model in dict.fromkeys(p.model for p in out.points if p.model.startswith("e2e")):
+        curve = sorted((p.frames, p.cell.metrics["driving_score"]) for p in out.points if p.model == model)
+        lines.append(f"- {model}: {_crossing(curve, modular)}; {_trend(curve)}.")
+    return lines
+
+
+def _crossing(curve: Sequence[tuple], modular: dict) -> str:
+    if not modular:
+        return "no modular curve to compare with"
+    for n, e in curve:
+        m = modular.get(n)
+        if m is not None and e.mean >= m.mean:
+            resolved = "beyond" if e.low > m.high else "within"
+            return f"first reaches the modular agent at N = {n} ({e.fmt()} vs {m.fmt()}, {resolved} the intervals)"
+    n, e = curve[-1]
+    return f"stays below the modular agent up to N = {n} ({e.fmt()} vs {modular[n].fmt() if n in modular else '-'})"
+
+
+def _trend(curve: Sequence[tuple]) -> str:
+    if len(curve) < 2:
+        return "one dataset size only"
+    (n0, a), (n1, b) = curve[-2], curve[-1]
+    if b.low > a.high:
+        return f"still improving from N = {n0} to {n1} ({a.mean:.2f} -> {b.mean:.2f}, intervals apart)"
+    return f"no resolved gain from N = {n0} to {n1} ({a.mean:.2f} -> {b.mean:.2f})"
+
+
+def scale_table(out: ScaleOutcome, frames: Sequence[int], markdown: bool) -> str:
+    sizes = sorted(frames)
+    models = list(dict.fromkeys(p.model for p in out.points))
+    body = [[m] + [next(p.cell.metrics["driving_score"].fmt() for p in out.points if (p.model, p.frames) == (m, n))
+                   for n in sizes] for m in models]
+    body += [[r] + [c.metrics["driving_score"].fmt()] * len(sizes) for r, c in out.references.items()]
+    return table(["model"] + [f"N = {n}" for n in sizes], body, markdown)
+
+
+def scale_markdown(out: ScaleOutcome, cfg: ScaleConfig, figure: Path) -> str:
+    from .study_report import timings_table
+
+    return "\n".join([
+        "# Driving score vs training data", "", header_text(cfg), "",
+        f"Driving score over {len(cfg.scenarios)} scenario(s) x {cfg.episodes} episodes, 95% bootstrap intervals.", "",
+        scale_table(out, cfg.frames, markdown=True), "",
+        f"![scaling]({figure.relative_to(out.run_dir)})", "", "What it shows:", "", *findings(out), "",
+        "## Time", "", timings_table(out.timings), ""])
+
+
+def _tensorboard(out: ScaleOutcome, cfg: ScaleConfig, md: str, figure: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = out.run_dir / "tb" / "scale"
+    shutil.rmtree(root, ignore_errors=True)
+    series = {p.model: [] for p in out.points}
+    for p in out.points:
+        series[p.model].append((p.frames, p.cell))
+    series.update({r: [(n, c) for n in sorted(cfg.frames)] for r, c in out.references.items()})
+    tag = f"scale/{cfg.split}/driving_score"
+    for i, (model, cells) in enumerate(series.items()):
+        writer = SummaryWriter(str(root / model))
+        try:
+            for n, c in cells:
+                for suffix, value in zip(("", "_low", "_high"), _ds(c)):
+                    writer.add_scalar(tag + suffix, value, n)
+            if i == 0:
+                writer.add_text("scale", md)
+                writer.add_image("scale/figure", plots.png_to_array(figure), 0, dataformats="HWC")
+        finally:
+            writer.close()
+
