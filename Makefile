@@ -9,19 +9,22 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch goes first and pinned: the local CPU wheel, not several GB of CUDA packages.
+# torch goes first and pinned: the local CPU wheel, not several GB of CUDA packages. The ray
+# extra (tests/test_ray_backend.py runs in CI, not skipped) needs no torch of its own.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
+# A reduced `steerbench compare` (docs/study.md): small models, 3 training seeds, 3 episodes per
+# scenario and split; trains what runs/demo/models lacks, so a second `make demo` only reports.
 demo: $(STAMP)
-	$(BIN)/steerbench eval --agent expert --agent modular --agent lane_keeper --agent idle \
-		--scenarios highway,merge,roundabout,intersection,racetrack --split train \
-		--episodes 3 --seed 0 --workers 2 --logdir runs/demo
-	@echo "TensorBoard: $(BIN)/tensorboard --logdir runs/demo"
+	$(BIN)/steerbench compare --contestants expert,modular-gt-map,modular-classical-pixels,modular-learned-map,e2e-S \
+		--scenarios all --episodes 3 --train-seeds 0,1,2 --workers 2 --logdir runs/demo \
+		--train-episodes 4 --heldout-episodes 2 --e2e-epochs 4 --detector-frames 1000 --detector-epochs 3
+	@echo "Report: runs/demo/report.md   TensorBoard: $(BIN)/tensorboard --logdir runs"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

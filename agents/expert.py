@@ -31,6 +31,10 @@ class ExpertOptions:
     obstacle_lookahead: float = 70.0  # [m] a static obstacle this close ahead forces a change
     overtake_on_routes: bool = False  # discretionary changes on goal routes (ring lanes, turns)
     tau_lateral: float = 0.6  # [s] lateral-offset time constant of the lane follower
+    # DAgger's labeller: another agent drives, so the expert's own lane choices never happen and
+    # a chosen lane it never reaches would label every later state "full lock towards it". With
+    # this set it follows the lane the ego is in and changes lane only when it must.
+    follow_ego_lane: bool = False
 
     def __post_init__(self) -> None:
         if self.safe_braking <= 0 or self.min_gap < 0 or self.cooldown < 0:
@@ -62,6 +66,8 @@ class ExpertAgent:
         if self.tracker is None:
             self.tracker = LaneTracker(truth.network, truth.ego.lane_index, truth.route)
         self.tracker.update(truth.ego.position, truth.ego.lane_index)
+        if self.o.follow_ego_lane and not truth.network.get_lane(truth.ego.lane_index).forbidden:
+            self.tracker.lane = truth.ego.lane_index
         if truth.time - self.last_change >= self.o.cooldown:
             target = self._choose_lane(truth)
             if target != self.tracker.lane:
@@ -80,6 +86,8 @@ class ExpertAgent:
         current = self.tracker.lane
         net = truth.network
         mandatory = net.get_lane(current).forbidden or self._obstacle_ahead(truth, current)
+        if not mandatory and self.o.follow_ego_lane:
+            return current
         if truth.route and not mandatory and not self.o.overtake_on_routes:
             return current  # on a roundabout or junction, a late lane change misses the exit
         best, best_gain = current, -np.inf

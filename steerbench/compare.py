@@ -19,6 +19,7 @@ from steerbench.agents.registry import AgentSpec
 from steerbench.sim.runner import EnvSettings
 
 from . import rundir
+from .backends import Backend
 from .contestants import Contestant
 from .evaluate import EvalConfig, run_eval
 from .models import Budget, Models, Timing
@@ -42,6 +43,7 @@ class CompareConfig:
     env: EnvSettings = EnvSettings()
     progress: bool = True
     command: str = ""  # the command line, quoted in the report
+    backend: Backend = Backend()  # where evaluation runs (the budget's for data collection)
 
 
 @dataclass
@@ -61,9 +63,9 @@ def run_compare(cfg: CompareConfig) -> CompareOutcome:
         start = time.perf_counter()
         out = run_eval(EvalConfig(agents=specs, scenarios=cfg.scenarios, split=split, episodes=cfg.episodes,
                                   seed=cfg.seed, workers=cfg.workers, logdir=run_dir, env=cfg.env,
-                                  progress=cfg.progress))
+                                  progress=cfg.progress, backend=cfg.backend))
         models.timings.append(Timing(f"evaluate {split} split ({out.ran} episodes run now)",
-                                     time.perf_counter() - start, out.ran > 0))
+                                     (time.perf_counter() - start) if out.ran else 0.0, out.ran > 0))
     data = study_data(cfg, run_dir, copies, models.timings)
     return CompareOutcome(run_dir, write_report(data, run_dir, cfg), data, models.timings)
 
@@ -98,7 +100,7 @@ def header_text(cfg) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node() or 'unknown host'}, {platform.processor() or platform.machine()}, " \
               f"{_cores()} cores, {device}"
-    return (f"Made {when} on {machine}.\n\nCommand: `{cfg.command or 'steerbench compare'}`\n\n"
+    return (f"Made {when} on {machine}.\n\nCommand: `{cfg.command or '(called from Python)'}`\n\n"
             f"Episodes: {cfg.episodes} per scenario and split (indices {cfg.seed}..{cfg.seed + cfg.episodes - 1}), "
             f"training seeds {', '.join(map(str, cfg.train_seeds))}.")
 

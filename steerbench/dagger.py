@@ -24,6 +24,9 @@ from steerbench.sim.runner import EnvSettings
 from .collect import CollectConfig, collect
 from .evaluate import EvalConfig, run_eval
 
+# The expert labels states it did not choose: it keeps to the lane the student is in (see
+# ExpertOptions.follow_ego_lane), or a lane change the student never makes labels a whole episode.
+LABELLER = AgentSpec("expert", BUILTIN["expert"], (("follow_ego_lane", "true"),))
 ROUND_INDEX = 100_000  # round r's rollouts are train episodes r * ROUND_INDEX + i: no seed clash
 
 
@@ -66,7 +69,7 @@ def _student(cfg: DaggerConfig, r: int) -> AgentSpec:
 def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
     """The round's rollouts of the previous student, labelled by the expert, into the dataset."""
     collect(CollectConfig(
-        teacher=AgentSpec("expert", BUILTIN["expert"]), scenarios=cfg.scenarios, split="train",
+        teacher=LABELLER, scenarios=cfg.scenarios, split="train",
         episodes=cfg.episodes, seed=r * ROUND_INDEX, workers=cfg.workers, out=Path(cfg.train.data),
         env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress,
     ))

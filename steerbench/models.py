@@ -13,6 +13,7 @@ A model counts as present when its `checkpoints/best.pt` exists and its run fini
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,10 +25,12 @@ from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.sim.runner import EnvSettings
 
+from .backends import Backend
 from .collect import CollectConfig, collect
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
 MAX_EPOCHS = 40
+FINISHED = "finished.json"  # written when a model's training ends: delete it to resume or extend the run
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Budget:
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
     workers: int = 1  # processes for data collection
     progress: bool = True
+    backend: Backend = Backend()  # where data collection runs (docs/ray.md)
 
     def epochs(self, least: int) -> int:
         if not (self.frames and self.samples):
@@ -57,7 +61,7 @@ class Budget:
 @dataclass(frozen=True)
 class Timing:
     part: str
-    seconds: float
+    seconds: float  # for a reused model: how long it took when it was trained (0 if unknown)
     trained: bool  # False: found in the models directory and reused
 
     def as_dict(self) -> dict:
@@ -108,7 +112,8 @@ class Models:
             return
         collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=(scenario,), split=split,
                               episodes=episodes, workers=b.workers, out=self.data, env=self.env,
-                              noise_std=b.noise if split == "train" else 0.0, progress=b.progress))
+                              noise_std=b.noise if split == "train" else 0.0, progress=b.progress,
+                              backend=b.backend))
 
     def _keys(self) -> set:
         from steerbench.sim.dataset import DatasetIndex
@@ -147,14 +152,17 @@ class Models:
 
     def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
         best = run / "checkpoints" / "best.pt"
+        if self.budget.frames:
+            part += f" (N = {self.budget.frames})"
         if _finished(run) or (best.exists() and not (run / "checkpoints" / "last.pt").exists()):
-            self.timings.append(Timing(part, 0.0, False))
+            self.timings.append(Timing(part, _training_seconds(run), False))
             return best
         self.ensure_data()
         start = time.perf_counter()
         fit()
-        (run / "finished").write_text("training finished; delete this file to resume or extend it\n")
-        self.timings.append(Timing(part, time.perf_counter() - start, True))
+        seconds = time.perf_counter() - start
+        (run / FINISHED).write_text(json.dumps({"training_seconds": round(seconds, 1)}) + "\n")
+        self.timings.append(Timing(part, seconds, True))
         return best
 
 
@@ -163,4 +171,12 @@ def _suffixed(name: str, frames: int) -> str:
 
 
 def _finished(run: Path) -> bool:
-    return (run / "finished").exists() and (run / "checkpoints" / "best.pt").exists()
+    return (run / FINISHED).exists() and (run / "checkpoints" / "best.pt").exists()
+
+
+def _training_seconds(run: Path) -> float:
+    """How long a reused model took to train (0 when it was not trained here)."""
+    try:
+        return float(json.loads((run / FINISHED).read_text())["training_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0

@@ -22,6 +22,7 @@ from typing import Sequence
 from steerbench.sim.runner import EnvSettings
 
 from . import plots
+from .backends import Backend
 from .compare import entries_of, header_text
 from .contestants import Contestant, lineup
 from .evaluate import EvalConfig, run_eval
@@ -50,6 +51,7 @@ class ScaleConfig:
     env: EnvSettings = EnvSettings()
     progress: bool = True
     command: str = ""
+    backend: Backend = Backend()  # where evaluation runs (the budget's for data collection)
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
     start = time.perf_counter()
     out = run_eval(EvalConfig(agents=tuple(spec for _, _, spec in copies), scenarios=cfg.scenarios, split=cfg.split,
                               episodes=cfg.episodes, seed=cfg.seed, workers=cfg.workers, logdir=run_dir, env=cfg.env,
-                              progress=cfg.progress))
-    timings.append(Timing(f"evaluate ({out.ran} episodes run now)", time.perf_counter() - start, out.ran > 0))
+                              progress=cfg.progress, backend=cfg.backend))
+    elapsed = time.perf_counter() - start if out.ran else 0.0
+    timings.append(Timing(f"evaluate ({out.ran} episodes run now)", elapsed, out.ran > 0))
     entries = {e.name: e for e in entries_of(copies, run_dir)}
     rows = list(ResultsStore(run_dir / "results.jsonl"))
     wanted = [r for r in rows if r["split"] == cfg.split and cfg.seed <= r["index"] < cfg.seed + cfg.episodes

@@ -98,9 +98,14 @@ def errors_section(d: StudyData, top: int = 3) -> str:
 
 
 def timings_table(timings: Sequence[Timing]) -> str:
-    body = [[t.part, f"{t.seconds / 60:.1f} min" if t.trained else "reused"] for t in timings]
-    total = sum(t.seconds for t in timings)
-    return table(["part", "time"], body + [["total", f"{total / 60:.1f} min"]], markdown=True)
+    def when(t: Timing) -> str:
+        if t.trained:
+            return f"{t.seconds / 60:.1f} min"
+        return f"reused (took {t.seconds / 60:.1f} min)" if t.seconds else "reused"
+
+    total = sum(t.seconds for t in timings if t.trained)
+    return table(["part", "time"], [[t.part, when(t)] for t in timings] + [["total now", f"{total / 60:.1f} min"]],
+                 markdown=True)
 
 
 def markdown(d: StudyData, figures: dict[str, Path], run_dir: Path) -> str:

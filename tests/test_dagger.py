@@ -76,3 +76,17 @@ def test_warm_start_needs_the_same_network(data, tmp_path):
     with pytest.raises(TrainingError, match="cannot start"):
         train(TrainConfig(data=str(data), logdir=str(tmp_path / "m"), size="M", epochs=1, progress=False,
                           init=str(tmp_path / "s" / "checkpoints" / "best.pt")))
+
+
+def test_the_labeller_keeps_to_the_lane_the_student_is_in(tmp_path):
+    """The expert decides to change lane at the start of racetrack episode 0; a student that stays
+    in its lane must not get "full lock towards that lane" as the label of every later state."""
+    from steerbench.dagger import LABELLER
+
+    keeper = AgentSpec("keeper", "steerbench.agents.reference:LaneKeeperAgent")
+    collect(CollectConfig(teacher=LABELLER, scenarios=("racetrack",), episodes=1, out=tmp_path, progress=False,
+                          driver=keeper))
+    (ep,) = list(iter_episodes(tmp_path))
+    saturated = np.mean(np.abs(ep.action[:, 1]) > 0.95)
+    assert saturated < 0.05, saturated
+    assert np.mean(np.abs(ep.action[:, 1] - ep.executed[:, 1])) < 0.1
