@@ -139,7 +139,7 @@ def train(cfg: TrainConfig) -> dict:
     last = ckpt_dir / "last.pt"
     if last.exists():
         blob = load_checkpoint(last)
-        if blob["train_config"] != _comparable(cfg):
+        if not _same_run(blob["train_config"], cfg):
             raise TrainingError(f"{logdir} holds a run with another configuration; use another --logdir")
         net.load_state_dict(blob["model"])
         opt.load_state_dict(blob["optimizer"])
@@ -193,6 +193,17 @@ def _comparable(cfg: TrainConfig) -> str:
     for k in ("epochs", "progress", "patience"):
         d.pop(k)
     return json.dumps(d, sort_keys=True)
+
+
+def _same_run(stored: str, cfg: TrainConfig) -> bool:
+    """A field at its default matches a stored configuration that lacks it: runs made before the
+    field existed stay resumable."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
+    def norm(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in defaults or json.loads(json.dumps(defaults[k])) != v}
+
+    return norm(json.loads(stored)) == norm(json.loads(_comparable(cfg)))
 
 
 def _epoch(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, epoch: int) -> tuple[float, float]:

@@ -98,3 +98,18 @@ def test_saliency_points_at_the_pixels_that_move_the_steering():
         return abs(net(x, speed, command)[0, 0].item() - base)
 
     assert change(order[-200:].copy()) > 3 * change(order[:200].copy())
+
+
+def test_a_run_from_before_a_new_option_still_resumes():
+    """Options added later (at their defaults) must not make older runs "another configuration"."""
+    import json
+
+    from steerbench.agents.e2e_train import TrainConfig, _comparable, _same_run
+
+    cfg = TrainConfig(data="d", logdir="l")
+    old = json.loads(_comparable(cfg))
+    for key in ("frames", "scenarios"):
+        old.pop(key)
+    assert _same_run(json.dumps(old), cfg)
+    assert not _same_run(json.dumps(old), TrainConfig(data="d", logdir="l", frames=100))
+    assert not _same_run(json.dumps({**old, "lr": 0.5}), cfg)
