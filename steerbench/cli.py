@@ -18,6 +18,7 @@ from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import SUITE, UnknownScenarioError, check_split, parse_scenarios
 from steerbench.sim.types import SPLITS, CameraConfig
 
+from .backends import KINDS, Backend, BackendError, require_ray
 from .results import CorruptResultsError
 from .rundir import RunDirError
 
@@ -29,7 +30,8 @@ class UsageError(ValueError):
     pass
 
 
-USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, TrainingError, UsageError)
+USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, TrainingError,
+               UsageError, BackendError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE",
                    help="set an option of one agent, e.g. expert.politeness=0.3")
     _add_episode_args(e)
+    _add_backend_args(e)
     e.add_argument("--logdir", type=Path, default=Path("runs/eval"), help="run directory (resumed if it exists)")
     e.add_argument("--act-timeout", type=_positive(float), default=10.0, help="seconds allowed per act() call")
     e.add_argument("--strips", type=_non_negative_int, default=1, help="episodes per agent x scenario with a frame strip")
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--teacher", default="expert", metavar="AGENT", help="registry name, entry point or module:Class")
     c.add_argument("--teacher-opt", action="append", default=[], metavar="KEY=VALUE", help="an option of the teacher")
     _add_episode_args(c)
+    _add_backend_args(c)
     c.add_argument("--out", type=Path, required=True, help="dataset directory (resumed if it exists)")
     c.add_argument("--noise", type=_non_negative_float, default=0.0,
                    help="sd of steering noise added to the executed action; labels stay clean")
@@ -169,6 +173,23 @@ def _add_episode_args(p: argparse.ArgumentParser, split: bool = True) -> None:
     p.add_argument("--sim-hz", type=_positive(int), default=10)
 
 
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=KINDS, default="process",
+                   help="process: worker processes here; ray: Ray actors, one per CPU of the cluster unless "
+                        "--workers N > 1 (pip install 'steerbench[ray]'; docs/ray.md)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: a running cluster ('auto', HOST:6379 or ray://HOST:10001); "
+                        "default: start a local Ray instance")
+
+
+def _backend(args: argparse.Namespace) -> Backend:
+    """The backend asked for; with Ray, checked to be installed now (not after hours of training)."""
+    backend = Backend(args.backend, args.address)
+    if backend.kind == "ray":
+        require_ray()
+    return backend
+
+
 def _env_settings(args: argparse.Namespace) -> EnvSettings:
     if args.sim_hz % args.policy_hz or args.policy_hz < 5:
         raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
@@ -238,7 +259,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         agents=parse_agents(args.agent, args.agent_opt), scenarios=scenarios, split=args.split,
         episodes=args.episodes, seed=args.seed, workers=args.workers, logdir=args.logdir,
         env=_env_settings(args), act_timeout_s=args.act_timeout, strip_episodes=args.strips,
-        progress=not args.no_progress,
+        progress=not args.no_progress, backend=_backend(args),
     )
     out = run_eval(cfg)
     from .report import comparison_table, summary_table
@@ -261,7 +282,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     cfg = CollectConfig(
         teacher=teacher, scenarios=scenarios, split=args.split, episodes=args.episodes, seed=args.seed,
         workers=args.workers, out=args.out, env=_env_settings(args), noise_std=args.noise,
-        noise_fraction=args.noise_fraction, progress=not args.no_progress,
+        noise_fraction=args.noise_fraction, progress=not args.no_progress, backend=_backend(args),
     )
     manifest = collect(cfg)
     for key in sorted(manifest["frames"]):

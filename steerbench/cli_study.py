@@ -48,7 +48,7 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
     return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
                   e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
                   detector_epochs=args.detector_epochs, frames=frames, workers=args.workers,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, backend=cli._backend(args))
 
 
 def _compare_parser(sub) -> None:
@@ -62,6 +62,7 @@ def _compare_parser(sub) -> None:
                    help="also evaluate your own agent (registry name, entry point or module:Class)")
     p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
     cli._add_episode_args(p, split=False)
+    cli._add_backend_args(p)
     p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
     p.add_argument("--train-seeds", type=_seeds, default=(0, 1, 2), help="training seeds of each learned contestant")
     p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
@@ -93,11 +94,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     clash = next((n for n in names if names.count(n) > 1), None)
     if clash:
         raise cli.UsageError(f"contestant name {clash!r} given twice; label your agent, e.g. --agent my-{clash}={clash}")
-    cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=_budget(args, scenarios),
+    budget = _budget(args, scenarios)
+    cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=budget,
                         splits=_splits(args.splits), episodes=args.episodes, seed=args.seed,
                         train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
                         env=cli._env_settings(args), progress=not args.no_progress,
-                        command=shlex.join(["steerbench", *sys.argv[1:]]))
+                        command=shlex.join(["steerbench", *sys.argv[1:]]), backend=budget.backend)
     out = run_compare(cfg)
     from .study_report import timings_table
 
@@ -134,6 +136,7 @@ def _scale_parser(sub) -> None:
     p.add_argument("--samples", type=cli._non_negative_int, default=30000,
                    help="training samples per model: small N gets more epochs (0: --e2e-epochs / --detector-epochs)")
     cli._add_episode_args(p)
+    cli._add_backend_args(p)
     p.set_defaults(scenarios="highway,racetrack")
     p.add_argument("--train-seeds", type=_seeds, default=(0,), help="training seeds of each model")
     p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
@@ -156,7 +159,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
                       detector=not args.no_detector, split=args.split, episodes=args.episodes, seed=args.seed,
                       train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
                       env=cli._env_settings(args), progress=not args.no_progress,
-                      command=shlex.join(["steerbench", *sys.argv[1:]]))
+                      command=shlex.join(["steerbench", *sys.argv[1:]]), backend=budget.backend)
     out = run_scale(cfg)
     print()
     print(scale_table(out, cfg.frames, markdown=False))

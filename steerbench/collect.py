@@ -17,6 +17,7 @@ from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
 from steerbench.sim.types import CameraConfig
 
+from .backends import Backend
 from .parallel import run_tasks
 
 
@@ -34,6 +35,7 @@ class CollectConfig:
     noise_fraction: float = 0.5  # share of episodes that get the noise
     driver: AgentSpec | None = None  # DAgger: this agent drives, the teacher only labels
     progress: bool = True
+    backend: Backend = Backend()  # where episodes run; with Ray the workers write the chunks (docs/ray.md)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def collect(cfg: CollectConfig) -> dict:
                                      cfg.env, cfg.noise_std if noisy else 0.0, str(root), cfg.driver, driver_inputs))
     total = len(cfg.scenarios) * cfg.episodes
     with tqdm(total=total, initial=total - len(tasks), desc="collect", unit="ep", disable=not cfg.progress) as bar:
-        for row in run_tasks(_collect, tasks, cfg.workers):
+        for row in run_tasks(_collect, tasks, cfg.workers, cfg.backend):
             index.append(row)
             bar.update(1)
     return write_manifest(root, index, settings, cfg.teacher)

@@ -15,6 +15,7 @@ from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeRunner, Epi
 from steerbench.sim.scenarios import episode_seed
 
 from . import report, rundir
+from .backends import Backend
 from .parallel import run_tasks
 from .results import ResultsStore, row_key
 from .tb import save_strip, write_tensorboard
@@ -34,6 +35,7 @@ class EvalConfig:
     strip_episodes: int = 1  # per agent x scenario: how many episodes get a frame strip
     strip_frames: int = 8
     progress: bool = True
+    backend: Backend = Backend()  # where episodes run: worker processes here, or Ray (docs/ray.md)
 
 
 @dataclass
@@ -86,7 +88,7 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
                disable=not cfg.progress, dynamic_ncols=True)
     ran = 0
     try:
-        for result in _results(tasks, cfg.workers):
+        for result in _results(tasks, cfg.workers, cfg.backend):
             store.append(result.row())
             if result.strip:
                 save_strip(run_dir, result.agent, result.scenario, result.split, result.index, result.strip)
@@ -120,5 +122,5 @@ def _run_episode(runner: EpisodeRunner, task: EpisodeTask) -> EpisodeResult:
     return runner.run(task)
 
 
-def _results(tasks: list[EpisodeTask], workers: int) -> Iterator[EpisodeResult]:
-    return run_tasks(_run_episode, tasks, workers)
+def _results(tasks: list[EpisodeTask], workers: int, backend: Backend | None = None) -> Iterator[EpisodeResult]:
+    return run_tasks(_run_episode, tasks, workers, backend)

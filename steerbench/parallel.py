@@ -1,4 +1,5 @@
-"""Run tasks in worker processes that keep their environments and agents warm."""
+"""Run tasks in worker processes that keep their environments and agents warm (or, with a Ray
+backend, in Ray actors that do the same: backends.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from typing import Any, Callable, Iterator, Sequence
 
 from steerbench.sim.runner import EpisodeRunner
 
+from .backends import Backend, ray_tasks
+
 Job = Callable[[EpisodeRunner, Any], Any]  # a module-level function, so that it pickles
 
 _RUNNER: EpisodeRunner | None = None  # one per worker process
 
 
-def run_tasks(job: Job, tasks: Sequence[Any], workers: int) -> Iterator[Any]:
+def run_tasks(job: Job, tasks: Sequence[Any], workers: int, backend: Backend | None = None) -> Iterator[Any]:
     """Results of `job(runner, task)` for every task, as they finish (any order)."""
     if not tasks:
+        return
+    if backend is not None and backend.kind == "ray":
+        yield from ray_tasks(job, tasks, workers, backend)
         return
     if workers <= 1:
         runner = EpisodeRunner()
