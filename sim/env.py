@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from . import fastcore, fastdraw
 from .camera import EGO_COLOR, Camera, Pose, to_gray
 from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering
 from .scenarios import Appearance, get_scenario
@@ -51,6 +52,7 @@ class SteerEnv(gym.Env):
         policy_hz: int = 5,
         sim_hz: int = 10,
         render_mode: str | None = None,
+        fast: bool = False,
     ) -> None:
         if mode not in ("steering", "full"):
             raise ValueError(f"unknown mode {mode!r}; choose steering or full")
@@ -59,6 +61,7 @@ class SteerEnv(gym.Env):
         self.spec_ = get_scenario(scenario)
         self.split, self.mode, self.render_mode = split, mode, render_mode
         self.policy_hz = policy_hz
+        self.fast = fast  # the fast simulation core (sim/fastcore.py): same results, less time
         cam = camera or CameraConfig()
         if cam.centering is None:
             cam = dataclasses.replace(cam, centering=self.spec_.centering)
@@ -83,6 +86,8 @@ class SteerEnv(gym.Env):
         )
         self.core = self.spec_.env_class_for(split)(config=config)
         self.camera = Camera(self.core, cam)
+        if fast and fastcore.supported():
+            fastdraw.install_viewer(self.camera.viewer)
         self.cruise = AdaptiveCruise()
         self.radar = Radar()
         shape = (cam.stack, cam.height, cam.width) + ((3,) if cam.color else ())
@@ -104,6 +109,8 @@ class SteerEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.core.reset(seed=seed)
+        if self.fast:
+            fastcore.install(self.core.road)
         self._truth = None
         self._noise = np.random.default_rng(None if seed is None else seed + 7919)
         self._colour_traffic()

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -28,6 +28,13 @@ class EnvSettings:
     camera: CameraConfig = CameraConfig()
     policy_hz: int = 5
     sim_hz: int = 10
+    # The fast simulation core (sim/fastcore.py, docs/simcore.md) changes the speed, never a result:
+    # an init-only flag, so it is not part of the settings' identity (equality, config.json,
+    # manifests) and runs resume across it. It still travels with the settings (pickled).
+    fast: InitVar[bool] = False
+
+    def __post_init__(self, fast: bool) -> None:
+        object.__setattr__(self, "fast", bool(fast))
 
 
 @dataclass(frozen=True)
@@ -120,9 +127,9 @@ class EpisodeRunner:
         self._agents: dict[str, Any] = {}
 
     def env(self, scenario: str, split: str, s: EnvSettings) -> SteerEnv:
-        key = (scenario, split, s)
+        key = (scenario, split, s, s.fast)
         if key not in self._envs:
-            self._envs[key] = SteerEnv(scenario, split, s.mode, s.camera, s.policy_hz, s.sim_hz)
+            self._envs[key] = SteerEnv(scenario, split, s.mode, s.camera, s.policy_hz, s.sim_hz, fast=s.fast)
         return self._envs[key]
 
     def agent(self, task: EpisodeTask):

@@ -171,6 +171,8 @@ def _add_episode_args(p: argparse.ArgumentParser, split: bool = True) -> None:
     p.add_argument("--color", action="store_true", help="RGB frames instead of grayscale")
     p.add_argument("--policy-hz", type=_positive(int), default=5)
     p.add_argument("--sim-hz", type=_positive(int), default=10)
+    p.add_argument("--fast-sim", action="store_true",
+                   help="the fast simulation core: identical results, 2-4x faster dense scenarios (docs/simcore.md)")
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -195,7 +197,8 @@ def _env_settings(args: argparse.Namespace) -> EnvSettings:
         raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
     camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,
                           stack=args.stack, color=args.color)
-    return EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz)
+    return EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz,
+                       fast=getattr(args, "fast_sim", False))
 
 
 def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[AgentSpec, ...]:
