@@ -28,12 +28,14 @@ class Contestant:
     def learned(self) -> bool:
         return bool(self.model)
 
-    def instances(self, models: Models, seeds: Sequence[int]) -> list[tuple[int | None, AgentSpec]]:
+    def instances(self, models: Models | None, seeds: Sequence[int]) -> list[tuple[int | None, AgentSpec]]:
         """(training seed or None, agent spec) per evaluated copy; trains missing models."""
         if not self.learned:
             return [(None, AgentSpec(self.name, self.target, self.options))]
-        return [(k, AgentSpec(f"{self.name}-s{k}", self.target, self.options + (("checkpoint", str(self._weights(models, k))),)))
-                for k in seeds]
+        if models is None:
+            raise ValueError(f"contestant {self.name} is learned: it needs a models directory")
+        return [(k, AgentSpec(f"{self.name}-s{k}", self.target,
+                              self.options + (("checkpoint", str(self._weights(models, k))),))) for k in seeds]
 
     def _weights(self, models: Models, seed: int):
         if self.model == "detector":
