@@ -29,8 +29,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Environment speed, then the harness-cost benchmarks against their targets (bench/RESULTS.md;
+# a few minutes each; `$(BIN)/python bench/run_all.py --quick` is a one-minute smoke run).
 bench: $(STAMP)
 	$(BIN)/python bench/env_speed.py
+	$(BIN)/python bench/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)
