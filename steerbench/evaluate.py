@@ -11,12 +11,12 @@ from typing import Iterator, Sequence
 from tqdm import tqdm
 
 from steerbench.agents.registry import AgentSpec, check_agent
-from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeRunner, EpisodeTask
+from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.scenarios import episode_seed
 
 from . import report, rundir
 from .backends import Backend
-from .parallel import run_tasks
+from .parallel import run_episode, run_tasks
 from .results import ResultsStore, row_key
 from .tb import save_strip, write_tensorboard
 
@@ -118,9 +118,5 @@ def finish(run_dir: Path, store: ResultsStore, cfg: EvalConfig, meta: dict, ran:
     return EvalOutcome(run_dir, rows, groups, comparisons, ran)
 
 
-def _run_episode(runner: EpisodeRunner, task: EpisodeTask) -> EpisodeResult:
-    return runner.run(task)
-
-
 def _results(tasks: list[EpisodeTask], workers: int, backend: Backend | None = None) -> Iterator[EpisodeResult]:
-    return run_tasks(_run_episode, tasks, workers, backend)
+    return run_tasks(run_episode, tasks, workers, backend)

@@ -17,6 +17,12 @@ Job = Callable[[EpisodeRunner, Any], Any]  # a module-level function, so that it
 _RUNNER: EpisodeRunner | None = None  # one per worker process
 
 
+def run_episode(runner: EpisodeRunner, task: Any) -> Any:
+    """The evaluation's job. It lives here, not in evaluate.py, so that a spawned worker imports
+    only what an episode needs (evaluate.py pulls in TensorBoard and torch: seconds per worker)."""
+    return runner.run(task)
+
+
 def run_tasks(job: Job, tasks: Sequence[Any], workers: int, backend: Backend | None = None) -> Iterator[Any]:
     """Results of `job(runner, task)` for every task, as they finish (any order)."""
     if not tasks:
