@@ -95,22 +95,25 @@ class Models:
         b = self.budget
         before, start = self._episodes(), time.perf_counter()
         for split, episodes in (("train", b.train_episodes), *((s, b.heldout_episodes) for s in HELD_OUT_SPLITS)):
-            for scenario in b.scenarios:
-                self._collect(scenario, split, episodes, 0)
+            self._collect(b.scenarios, split, episodes)
         if b.frames:
-            ensure_frames(self.data, "train", b.scenarios, b.frames, 1, self._collect, self.env.policy_hz)
+            ensure_frames(self.data, "train", b.scenarios, b.frames, 1, self._collect_one, self.env.policy_hz)
         added = self._episodes() - before
         if added:
             self.timings.append(Timing(f"collect data ({added} episodes)", time.perf_counter() - start, True))
         return self.data
 
-    def _collect(self, scenario: str, split: str, episodes: int, missing: int) -> None:
+    def _collect_one(self, scenario: str, split: str, episodes: int, missing: int) -> None:
+        """The perception.detector_data.Collector signature, for one scenario."""
+        self._collect((scenario,), split, episodes)
+
+    def _collect(self, scenarios: tuple[str, ...], split: str, episodes: int) -> None:
         """Episodes 0..episodes-1 of `split` (steerbench collect skips those recorded)."""
         b = self.budget
         keys = self._keys()
-        if all((scenario, split, i) in keys for i in range(episodes)):
+        if all((s, split, i) in keys for s in scenarios for i in range(episodes)):
             return
-        collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=(scenario,), split=split,
+        collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=scenarios, split=split,
                               episodes=episodes, workers=b.workers, out=self.data, env=self.env,
                               noise_std=b.noise if split == "train" else 0.0, progress=b.progress,
                               backend=b.backend))
@@ -143,7 +146,7 @@ class Models:
 
         def fit() -> None:
             try:
-                prepare_data(cfg, self._collect, self.env.policy_hz)
+                prepare_data(cfg, self._collect_one, self.env.policy_hz)
                 train_detector(cfg)
             except DetectorError as exc:
                 raise TrainingError(f"detector seed {seed}: {exc}") from None
