@@ -18,7 +18,6 @@ Usage: python bench/collect_throughput.py [--episodes 8] [--reps 2] [--scenario 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import tempfile
@@ -28,6 +27,8 @@ from typing import Sequence
 
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+
+from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.collect import CollectConfig, collect
@@ -83,13 +84,7 @@ def run_vector(scenario: str, split: str, replay: Replay, fast: bool) -> tuple[f
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenario", default="highway")
-    p.add_argument("--split", default="train")
-    p.add_argument("--episodes", type=int, default=8, help="per timed run")
-    p.add_argument("--reps", type=int, default=2, help="timed runs per side, interleaved")
-    p.add_argument("--fast-sim", action="store_true")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
+    p = episode_parser(__doc__, episodes=8, reps=2)
     a = p.parse_args(argv)
     if a.quick:
         a.scenario, a.episodes, a.reps, a.fast_sim = "merge", 2, 1, True
@@ -113,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(f"expert on {a.scenario}/{a.split}{' fast-sim' if a.fast_sim else ''}, {a.episodes} episodes x {a.reps} "
           f"reps; median collect {statistics.median(rates_a):.1f} frames/s, AsyncVectorEnv "
           f"{statistics.median(rates_b):.1f} frames/s (process start-up included on both sides)")
-    print(f"RATIO collect_throughput = {ratio:.3f} (collect / AsyncVectorEnv frames/s, median of paired runs; "
-          f"target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    ratio_line("collect_throughput", ratio, "collect / AsyncVectorEnv frames/s, median of paired runs", TARGET,
+               at_least=True)
     return {"collect_throughput": ratio}
 
 

@@ -20,7 +20,6 @@ Usage: python bench/harness_overhead.py [--episodes 20] [--reps 3] [--scenario h
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -29,6 +28,8 @@ from typing import Callable, Sequence
 
 import gymnasium
 import numpy as np
+
+from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec
 from steerbench.evaluate import EvalConfig, run_eval
@@ -71,13 +72,7 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenario", default="highway")
-    p.add_argument("--split", default="train")
-    p.add_argument("--episodes", type=int, default=20, help="per timed run")
-    p.add_argument("--reps", type=int, default=3, help="timed runs per side, interleaved")
-    p.add_argument("--fast-sim", action="store_true", help="both sides on the fast simulation core")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
+    p = episode_parser(__doc__, episodes=20, reps=3)
     a = p.parse_args(argv)
     if a.quick:
         a.episodes, a.reps = 1, 2
@@ -97,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(f"{a.scenario}/{a.split}, {a.episodes} episodes x {a.reps} reps, idle agent; median bare "
           f"{statistics.median(a_times):.2f} s, harness {statistics.median(b_times):.2f} s "
           f"({1000 * statistics.median(a_times) / sa:.1f} vs {1000 * statistics.median(b_times) / sb:.1f} ms/step)")
-    print(f"RATIO harness_overhead = {ratio:.3f} (harness / bare time, median of paired runs; "
-          f"target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
+    ratio_line("harness_overhead", ratio, "harness / bare time, median of paired runs", TARGET, at_least=False)
     return {"harness_overhead": ratio}
 
 

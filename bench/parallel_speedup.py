@@ -16,13 +16,14 @@ Usage: python bench/parallel_speedup.py [--agent expert] [--episodes 8] [--reps 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
+
+from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.evaluate import EvalConfig, run_eval
@@ -42,14 +43,8 @@ def run(agent: str, scenario: str, split: str, episodes: int, workers: int, fast
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = episode_parser(__doc__, episodes=8, reps=2)
     p.add_argument("--agent", default="expert", help="registry name")
-    p.add_argument("--scenario", default="highway")
-    p.add_argument("--split", default="train")
-    p.add_argument("--episodes", type=int, default=8, help="per timed run")
-    p.add_argument("--reps", type=int, default=2, help="timed runs per side, interleaved")
-    p.add_argument("--fast-sim", action="store_true")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
     a = p.parse_args(argv)
     if a.quick:
         a.agent, a.episodes, a.reps, a.fast_sim = "idle", 2, 1, True
@@ -67,8 +62,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
           f"median 1 worker {statistics.median(one):.2f} s, 2 workers {statistics.median(two):.2f} s "
           f"(worker start-up included; 2 workers took {statistics.median(two) - statistics.median(one) / 2:.2f} s "
           "more than half the 1-worker time: start-up, imports, contention)")
-    print(f"RATIO parallel_speedup = {ratio:.3f} (1-worker / 2-worker time, median of paired runs; "
-          f"target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    ratio_line("parallel_speedup", ratio, "1-worker / 2-worker time, median of paired runs", TARGET, at_least=True)
     return {"parallel_speedup": ratio}
 
 

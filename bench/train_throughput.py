@@ -28,6 +28,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import Subset
 
+from benchlib import ratio_line
+
 from steerbench.agents.e2e_train import TrainConfig, _augment, _epoch, _splits
 from steerbench.agents.pilotnet import NetConfig, PilotNet
 from steerbench.agents.registry import AgentSpec, resolve
@@ -118,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     threads = "" if device == "cuda" else f", {torch.get_num_threads()} threads"
     print(f"PilotNet {a.size}, {n} train samples, batch {a.batch}, augmentation on (both), device {device}{threads}; "
           f"median train-e2e {n / statistics.median(ta):.1f} samples/s, bare {n / statistics.median(tb):.1f} samples/s")
-    print(f"RATIO train_throughput = {ratio:.3f} (train-e2e / bare samples/s, median of paired epochs; "
-          f"target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    ratio_line("train_throughput", ratio, "train-e2e / bare samples/s, median of paired epochs", TARGET,
+               at_least=True)
     return {"train_throughput": ratio}
 
 

@@ -6,6 +6,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # test-only agents (agents_for_tests) by module:Class, in workers too
 sys.path.insert(0, str(HERE.parent / "examples"))
+sys.path.insert(0, str(HERE.parent / "bench"))  # the benchmarks' shared benchlib, as `python bench/x.py` sees it
 
 
 @pytest.fixture(scope="session")
