@@ -30,7 +30,7 @@ from steerbench.sim.types import SPLITS, Observation
 
 from .evaluate import EvalConfig, run_eval
 from .report import table
-from .stats import Estimate, mean, paired_difference
+from .stats import Estimate, estimate, mean, paired_difference
 
 ERRORS = {"1 - driving score": "driving_score", "1 - success": "success"}
 GAPS = (("avoidable bias", "expert", "train"), ("variance", "train", "train-dev"),
@@ -85,7 +85,8 @@ def closed_loop(per_split: dict[str, list[dict]], label: str) -> Diagnosis:
             err[split] = {(r["scenario"], r["index"]): 1.0 - r["metrics"][metric] for r in rows if r["agent"] == label}
         expert = {(r["scenario"], r["index"]): 1.0 - r["metrics"][metric] for r in per_split["train"] if r["agent"] == "expert"}
         columns = {"expert": expert, **err}
-        diag.errors[name] = {c: mean(list(v.values())) for c, v in columns.items()}
+        # 1 - success is a rate too (Wilson), 1 - driving score stays in [0, 1]: no negative bounds
+        diag.errors[name] = {c: estimate(metric, list(v.values())) for c, v in columns.items()}
         diag.gaps[name] = {gap: _gap(columns[a], columns[b], paired=a == "expert") for gap, a, b in GAPS}
     scores = diag.gaps["1 - driving score"]
     diag.largest = max(scores, key=lambda g: scores[g].mean if np.isfinite(scores[g].mean) else -np.inf)
