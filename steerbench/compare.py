@@ -9,6 +9,7 @@ figures under `figures/` and TensorBoard (study_report.py).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -106,8 +107,6 @@ def header_text(cfg) -> str:
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
