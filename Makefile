@@ -22,17 +22,19 @@ $(STAMP): pyproject.toml
 # scenario and split; trains what runs/demo/models lacks, so a second `make demo` only reports.
 demo: $(STAMP)
 	$(BIN)/steerbench compare --contestants expert,modular-gt-map,modular-classical-pixels,modular-learned-map,e2e-S \
-		--scenarios all --episodes 3 --train-seeds 0,1,2 --workers 2 --logdir runs/demo \
+		--scenarios all --episodes 3 --train-seeds 0,1,2 --workers 2 --fast-sim --logdir runs/demo \
 		--train-episodes 4 --heldout-episodes 2 --e2e-epochs 4 --detector-frames 1000 --detector-epochs 3
 	@echo "Report: runs/demo/report.md   TensorBoard: $(BIN)/tensorboard --logdir runs"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Environment speed, then the harness-cost benchmarks against their targets (bench/RESULTS.md;
-# a few minutes each; `$(BIN)/python bench/run_all.py --quick` is a one-minute smoke run).
+# Environment speed, the fast simulation core against stock, then the harness-cost benchmarks
+# against their targets (bench/RESULTS.md; about 12 minutes on 2 cores;
+# `$(BIN)/python bench/run_all.py --quick` is a one-minute smoke run).
 bench: $(STAMP)
 	$(BIN)/python bench/env_speed.py
+	$(BIN)/python bench/sim_core.py
 	$(BIN)/python bench/run_all.py
 
 clean-venv:

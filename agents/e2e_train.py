@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -123,7 +123,9 @@ def load_checkpoint(path: Path) -> dict:
         raise TrainingError(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train (or resume) the run in cfg.logdir; `on_epoch` gets every epoch's history record, the
+    ones a resumed run had already done first (a sweep's scheduler sees the whole curve)."""
     logdir = Path(cfg.logdir)
     ckpt_dir = logdir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +154,8 @@ def train(cfg: TrainConfig) -> dict:
     writer = SummaryWriter(str(logdir / "tb"))
     writer.add_text("hparams", json.dumps({**dataclasses.asdict(cfg), "parameters": parameter_count(net)}, indent=1))
     gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
+    for record in state["history"] if on_epoch else ():
+        on_epoch(record)
     try:
         while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
             epoch = state["epoch"] + 1
@@ -174,6 +178,8 @@ def train(cfg: TrainConfig) -> dict:
                 _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch})
             _save(last, blob)
             gen = torch.Generator().manual_seed(cfg.seed + epoch)
+            if on_epoch:  # after the checkpoint: a sweep may stop the trial inside this call
+                on_epoch(state["history"][-1])
         log_inputs_and_saliency(writer, net, dev_set, device, state["epoch"])
     finally:
         writer.close()

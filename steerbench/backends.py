@@ -87,9 +87,8 @@ def ray_tasks(job: Callable, tasks: Sequence[Any], workers: int, backend: Backen
     tasks). Ray stays connected after the run (it shuts down when the process exits), so that the
     next evaluation or collection of a `compare` does not pay for starting it again.
     """
+    connect_ray(backend.address)
     ray = require_ray()
-    if not ray.is_initialized():
-        _connect(ray, backend.address)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     n = max(1, min(len(tasks), workers if workers > 1 else cpus))
     # max_task_retries: system failures only (the actor died); an agent's exception is already an
@@ -113,6 +112,13 @@ def ray_tasks(job: Callable, tasks: Sequence[Any], workers: int, backend: Backen
     finally:
         for a in actors:
             ray.kill(a)
+
+
+def connect_ray(address: str | None) -> None:
+    """Connect this process to Ray (a new local instance when address is None), once."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        _connect(ray, address)
 
 
 def _connect(ray: Any, address: str | None) -> None:

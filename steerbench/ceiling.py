@@ -23,6 +23,7 @@ from typing import Sequence
 from steerbench.agents.registry import BUILTIN, AgentSpec
 from steerbench.sim.runner import EnvSettings
 
+from .backends import Backend
 from .evaluate import EvalConfig, run_eval
 from .report import table
 from .stats import Estimate, estimate, paired_difference
@@ -43,6 +44,7 @@ class CeilingConfig:
     controller: str = "pure_pursuit"
     checkpoint: str = ""  # the learned detector's weights
     progress: bool = True
+    backend: Backend = Backend()  # where episodes run (docs/ray.md)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def run_ceiling(cfg: CeilingConfig) -> CeilingOutcome:
     out = run_eval(EvalConfig(
         agents=tuple(s.spec for s in ladder), scenarios=cfg.scenarios, split=cfg.split, episodes=cfg.episodes,
         seed=cfg.seed, workers=cfg.workers, logdir=cfg.logdir, env=cfg.env, progress=cfg.progress,
+        backend=cfg.backend,
     ))
     result = CeilingOutcome(out.run_dir, ceiling_rows(out.rows, ladder, cfg.scenarios))
     md = ceiling_table(result.rows, markdown=True)

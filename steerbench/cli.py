@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +30,15 @@ RESERVED_LABELS = ("tb", "media", "study", "errors", "models", "figures")  # nam
 
 class UsageError(ValueError):
     pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that worker pools are shut down on the way out
+    (the default action would kill only this process and leave its pool workers running)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 USER_ERRORS = (AgentError, UnknownScenarioError, RunDirError, CorruptResultsError, DatasetError, TrainingError,
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="closed-loop episodes per scenario after each round")
     t.add_argument("--dagger-scenarios", default=None, help="where to roll out (default: the dataset's train scenarios)")
     t.add_argument("--workers", type=_positive(int), default=1, help="parallel processes for rollouts")
+    _add_backend_args(t)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     d = sub.add_parser("train-detector", help="collect labelled frames and train the learned vehicle detector",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -126,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", type=Path, default=None, help="dataset directory (collected or resumed); default LOGDIR/data")
     d.add_argument("--epochs", type=_positive(int), default=10, help="most epochs to train")
     d.add_argument("--workers", type=_positive(int), default=1, help="parallel collection processes")
+    _add_backend_args(d)
     d.add_argument("--seed", type=_non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
     d.add_argument("--eval-frames", type=_positive(int), default=600, help="held-out frames per split (train-dev, dev)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -136,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
     n.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario and split")
     n.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
+    _add_backend_args(n)
     n.add_argument("--data", type=Path, default=None,
                    help="its training dataset: environment settings, and the open-loop steering error per split")
     n.add_argument("--offline-frames", type=_positive(int), default=2000, help="open-loop frames per split, at most")
@@ -144,15 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("ceiling", help="ceiling analysis: the modular agent with each stage replaced by its oracle",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_episode_args(g)
+    _add_backend_args(g)
     g.add_argument("--detector", choices=("classical", "learned"), default="classical", help="the pipeline's detector")
     g.add_argument("--checkpoint", default="", help="weights of the learned detector (steerbench train-detector)")
     g.add_argument("--lanes", choices=("pixels", "map"), default="pixels", help="the pipeline's lane source")
     g.add_argument("--controller", choices=("pure_pursuit", "stanley"), default="pure_pursuit")
     g.add_argument("--logdir", type=Path, default=Path("runs/ceiling"), help="run directory (resumed if it exists)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from .cli_study import register  # the study's commands: compare, scale, errors
+    from . import cli_study, cli_tune  # the study's commands (compare, scale, errors) and tune
 
-    register(sub)
+    cli_study.register(sub)
+    cli_tune.register(sub)
     return p
 
 
@@ -321,6 +337,7 @@ def _dagger(args: argparse.Namespace, train_cfg) -> int:
     history = run_dagger(DaggerConfig(
         train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios, episodes=args.dagger_episodes,
         eval_episodes=args.dagger_eval_episodes, workers=args.workers, env=env, progress=not args.no_progress,
+        backend=_backend(args),
     ))
     for h in history:
         scores = ", ".join(f"{s} {h[s]['driving_score']:.2f}" for s in scenarios if s in h)
@@ -338,10 +355,12 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
     data = args.data or args.logdir / "data"
     (teacher,) = parse_agents(["expert"], [])
+    backend = _backend(args)
 
     def collect_episodes(scenario: str, split: str, episodes: int, missing: int) -> None:
         collect(CollectConfig(teacher=teacher, scenarios=(scenario,), split=split, episodes=episodes,
-                              workers=min(args.workers, missing), out=data, progress=not args.no_progress))
+                              workers=min(args.workers, missing), out=data, progress=not args.no_progress,
+                              backend=backend))
 
     try:
         cfg = DetectorTrainConfig(data=str(data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
@@ -369,7 +388,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     env = dataset_settings(args.data)[0] if args.data else EnvSettings()
     cfg = DiagnoseConfig(agent=agent, scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)),
                          episodes=args.episodes, workers=args.workers, logdir=args.logdir, env=env, data=args.data,
-                         offline_frames=args.offline_frames, progress=not args.no_progress)
+                         offline_frames=args.offline_frames, progress=not args.no_progress, backend=_backend(args))
     diag = run_diagnose(cfg)
     text = diagnosis_tables(diag)
     print()
@@ -389,6 +408,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)), split=args.split, episodes=args.episodes,
         seed=args.seed, workers=args.workers, logdir=args.logdir, env=_env_settings(args), detector=args.detector,
         lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
+        backend=_backend(args),
     )
     out = run_ceiling(cfg)
     print()
@@ -408,30 +428,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if os.getcwd() not in sys.path:  # module:Class paths resolve from here, as with uvicorn
         sys.path.insert(0, os.getcwd())
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        if args.command == "scenarios":
-            return cmd_scenarios()
-        if args.command == "agents":
-            return cmd_agents()
-        if args.command == "collect":
-            return cmd_collect(args)
-        if args.command == "train-e2e":
-            return cmd_train_e2e(args)
-        if args.command == "train-detector":
-            return cmd_train_detector(args)
-        if args.command == "ceiling":
-            return cmd_ceiling(args)
-        if args.command == "diagnose":
-            return cmd_diagnose(args)
-        if hasattr(args, "handler"):
-            return args.handler(args)
-        return cmd_eval(args)
+        return _dispatch(args)
     except USER_ERRORS as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("steerbench: terminated; finished episodes are saved, re-run the command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("steerbench: interrupted; finished episodes are saved, re-run the command to resume", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "scenarios":
+        return cmd_scenarios()
+    if args.command == "agents":
+        return cmd_agents()
+    if args.command == "collect":
+        return cmd_collect(args)
+    if args.command == "train-e2e":
+        return cmd_train_e2e(args)
+    if args.command == "train-detector":
+        return cmd_train_detector(args)
+    if args.command == "ceiling":
+        return cmd_ceiling(args)
+    if args.command == "diagnose":
+        return cmd_diagnose(args)
+    if hasattr(args, "handler"):
+        return args.handler(args)
+    return cmd_eval(args)
 
 
 if __name__ == "__main__":

@@ -178,6 +178,7 @@ def _errors_parser(sub) -> None:
     p.add_argument("--clips", type=cli._non_negative_int, default=2, help="clips per category")
     p.add_argument("--clip-frames", type=cli._positive(int), default=8, help="frames before the end of each clip")
     p.add_argument("--workers", type=cli._positive(int), default=1, help="parallel processes for the replays")
+    cli._add_backend_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_errors)
 
@@ -186,7 +187,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from .errors import ErrorsConfig, errors_table, run_errors
 
     out = run_errors(ErrorsConfig(args.run, top=args.top, clips=args.clips, clip_frames=args.clip_frames,
-                                  workers=args.workers, progress=not args.no_progress))
+                                  workers=args.workers, progress=not args.no_progress, backend=cli._backend(args)))
     print(errors_table(out, markdown=False))
     print(f"\ntable: {args.run / 'errors.md'}   TensorBoard: tensorboard --logdir {args.run / 'tb' / 'errors'}")
     return 0

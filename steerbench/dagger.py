@@ -21,6 +21,7 @@ from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.registry import BUILTIN, AgentSpec
 from steerbench.sim.runner import EnvSettings
 
+from .backends import Backend
 from .collect import CollectConfig, collect
 from .evaluate import EvalConfig, run_eval
 
@@ -40,6 +41,7 @@ class DaggerConfig:
     workers: int = 1
     env: EnvSettings = EnvSettings()
     progress: bool = True
+    backend: Backend = Backend()  # where rollouts and evaluation episodes run (docs/ray.md)
 
 
 def round_dir(cfg: DaggerConfig, r: int) -> Path:
@@ -71,7 +73,7 @@ def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
     collect(CollectConfig(
         teacher=LABELLER, scenarios=cfg.scenarios, split="train",
         episodes=cfg.episodes, seed=r * ROUND_INDEX, workers=cfg.workers, out=Path(cfg.train.data),
-        env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress,
+        env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress, backend=cfg.backend,
     ))
 
 
@@ -79,7 +81,7 @@ def _closed_loop(cfg: DaggerConfig, r: int) -> dict:
     out = run_eval(EvalConfig(
         agents=(_student(cfg, r),), scenarios=cfg.scenarios, split="train", episodes=cfg.eval_episodes,
         workers=cfg.workers, logdir=Path(cfg.train.logdir) / "dagger-eval", env=cfg.env, strip_episodes=0,
-        progress=cfg.progress,
+        progress=cfg.progress, backend=cfg.backend,
     ))
     return {g.scenario: {"driving_score": g.metrics["driving_score"].mean, "success": g.metrics["success"].mean}
             for g in out.groups}

@@ -28,6 +28,7 @@ from steerbench.sim.dataset import DatasetError, iter_episodes, stack_frames
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.types import SPLITS, Observation
 
+from .backends import Backend
 from .evaluate import EvalConfig, run_eval
 from .report import table
 from .stats import Estimate, estimate, mean, paired_difference
@@ -54,6 +55,7 @@ class DiagnoseConfig:
     data: Path | None = None  # a collect dataset for the open-loop steering error
     offline_frames: int = 2000  # per split, at most
     progress: bool = True
+    backend: Backend = Backend()  # where episodes run (docs/ray.md)
 
 
 @dataclass
@@ -69,7 +71,7 @@ def run_diagnose(cfg: DiagnoseConfig) -> Diagnosis:
     for split in SPLITS:
         out = run_eval(EvalConfig(agents=(cfg.agent, expert), scenarios=cfg.scenarios, split=split,
                                   episodes=cfg.episodes, workers=cfg.workers, logdir=cfg.logdir, env=cfg.env,
-                                  progress=cfg.progress))
+                                  progress=cfg.progress, backend=cfg.backend))
         per_split[split] = out.rows
     diag = closed_loop(per_split, cfg.agent.label)
     if cfg.data is not None:

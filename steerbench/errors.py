@@ -44,10 +44,11 @@ import numpy as np
 from tqdm import tqdm
 
 from steerbench.agents.registry import AgentSpec, check_agent
-from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeRunner, EpisodeTask
+from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.types import CameraConfig
 
-from .parallel import run_tasks
+from .backends import Backend
+from .parallel import run_episode, run_tasks
 from .report import table
 from .results import ResultsStore, row_key
 from .rundir import RunDirError
@@ -67,6 +68,7 @@ class ErrorsConfig:
     clip_frames: int = 8  # last frames of each replayed episode
     workers: int = 1
     progress: bool = True
+    backend: Backend = Backend()  # where replays run (docs/ray.md)
     act_timeout_s: float = 10.0  # per act() in replays (config.json does not record eval's)
 
 
@@ -253,10 +255,6 @@ def replay_tasks(config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> li
     return out
 
 
-def _replay(runner: EpisodeRunner, task: EpisodeTask) -> EpisodeResult:
-    return runner.run(task)
-
-
 def replay_clips(run_dir: Path, config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> list[Clip]:
     jobs = replay_tasks(config, analysis, cfg)
     for a in analysis.agents:  # regenerated whole: no clip of an earlier analysis lingers
@@ -264,7 +262,7 @@ def replay_clips(run_dir: Path, config: dict, analysis: ErrorAnalysis, cfg: Erro
     by_key = {task.key: (group, k) for group, k, task in jobs}
     clips = []
     with tqdm(total=len(jobs), desc="replays", unit="ep", disable=not cfg.progress, dynamic_ncols=True) as bar:
-        for result in run_tasks(_replay, [t for _, _, t in jobs], cfg.workers):
+        for result in run_tasks(run_episode, [t for _, _, t in jobs], cfg.workers, cfg.backend):
             group, k = by_key[(result.agent, result.scenario, result.split, result.index)]
             clips.append(_clip(run_dir, group, k, result))
             bar.update(1)

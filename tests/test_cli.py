@@ -102,6 +102,47 @@ def test_sigkill_loses_only_episodes_in_flight(tmp_path):
     assert f"{12 - len(before)} episodes run" in done.stdout
 
 
+def _children(pid):
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
+def test_sigterm_stops_the_pool_workers_too(tmp_path):
+    logdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "steerbench.cli", "eval", "--agent", "idle", "--scenarios", "merge",
+           "--episodes", "20", "--workers", "2", "--logdir", str(logdir), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    results = logdir / "results.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (results.exists() and results.read_text().strip()):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2  # the pool (and multiprocessing's resource tracker)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)]
+    assert 1 <= len(_rows(results)) < 20
+
+
 def test_a_torn_last_line_is_cut_and_rerun(tmp_path, capsys):
     argv = ["eval", "--agent", "idle", "--scenarios", "merge", "--episodes", "2", "--logdir", str(tmp_path), "--no-progress"]
     assert run(argv, capsys)[0] == 0
@@ -122,3 +163,38 @@ def test_the_readme_example_agent_runs_by_path(tmp_path, capsys, monkeypatch):
     assert "RoadCentreAgent [pixels]" in out
     row = _rows(tmp_path / "results.jsonl")[0]
     assert row["error"] is None and row["metrics"]["steps"] > 0
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("argv, target", [
+    (["diagnose", "--agent", "me=idle"], "steerbench.diagnose.run_diagnose"),
+    (["ceiling", "--scenarios", "merge"], "steerbench.ceiling.run_ceiling"),
+    (["errors", "RUN"], "steerbench.errors.run_errors"),
+    (["train-e2e", "--data", "D", "--logdir", "L", "--dagger-rounds", "1", "--dagger-scenarios", "merge"],
+     "steerbench.dagger.run_dagger"),
+    (["train-detector", "--frames", "10", "--logdir", "L"], "steerbench.collect.collect"),
+])
+def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'steerbench[ray]'")
+    import importlib
+
+    module, name = target.rsplit(".", 1)
+    seen = []
+
+    def capture(cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise _Captured()
+
+    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    if argv[0] == "train-e2e":
+        monkeypatch.setattr("steerbench.collect.dataset_settings", lambda data: (None, ("merge",)))
+    if argv[0] == "train-detector":  # the collection callback is what gets the backend
+        monkeypatch.setattr("steerbench.perception.learned_train.prepare_data",
+                            lambda cfg, collect_episodes: collect_episodes("merge", "train", 1, 1))
+    argv = [str(tmp_path / a) if a in ("RUN", "D", "L") else a for a in argv]
+    with pytest.raises(_Captured):
+        main(argv + ["--backend", "ray", "--address", "auto"])
+    assert seen[0].backend.kind == "ray" and seen[0].backend.address == "auto"
