@@ -9,8 +9,9 @@ stacked beforehand into tensors in memory: a `randperm`, slices of 64, the same 
 (augmentation ON on both sides: brightness and noise on the CPU, as in train-e2e), the same
 device transfer, loss, optimiser step and `loss.item()`. Both sides start from the same freshly
 seeded PilotNet M and a new Adam (lr 1e-3); only the epoch is timed (not building the tensors). The
-device is CUDA when available, else the CPU with torch's default threads. The sides alternate
-(A B A B ...); the ratio is the median of the paired ratios of samples/s, train-e2e / bare.
+device is CUDA when available, else the CPU with torch's default threads. After one untimed epoch
+of each, the sides alternate (A B, B A, A B ...); the ratio is the median of the paired ratios of
+samples/s, train-e2e / bare.
 
 Target (project issue): train-e2e's samples/s >= 0.9 x the bare loop's.
 Usage: python bench/train_throughput.py [--episodes 8] [--reps 3] [--size M] [--data DIR] [--quick]
@@ -110,10 +111,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         items = [train_set[i] for i in range(len(train_set))]
         tensors = tuple(torch.stack([it[k] for it in items]) for k in range(4))
         n = len(train_set)
+        harness_epoch(train_set, net_cfg, cfg, device)  # untimed warm-up: thread pools, allocator, caches
+        bare_epoch(tensors, net_cfg, cfg, device)
         ta, tb = [], []
         for rep in range(a.reps):
-            ta.append(harness_epoch(train_set, net_cfg, cfg, device))
-            tb.append(bare_epoch(tensors, net_cfg, cfg, device))
+            for side in ("AB" if rep % 2 == 0 else "BA"):  # neither side always runs first
+                if side == "A":
+                    ta.append(harness_epoch(train_set, net_cfg, cfg, device))
+                else:
+                    tb.append(bare_epoch(tensors, net_cfg, cfg, device))
             print(f"rep {rep}: train-e2e {n / ta[-1]:.1f} samples/s, bare {n / tb[-1]:.1f} samples/s, "
                   f"ratio {tb[-1] / ta[-1]:.3f}", flush=True)
     ratio = statistics.median(b / a_ for a_, b in zip(ta, tb))

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from steerbench.agents.errors import TrainingError
+
 from . import cli
 from .cli_study import _nets
 
@@ -66,4 +68,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     write_outputs(cfg, outcomes, shlex.join(["steerbench", *sys.argv[1:]]))
     print(sweep_table(outcomes, markdown=False))
     print(f"\ntable: {args.logdir / 'tune.md'}   TensorBoard: tensorboard --logdir {args.logdir}")
+    failed = [o for o in outcomes if o.error]
+    if failed and len(failed) == len(outcomes):
+        raise TrainingError(f"every trial failed; the first: {failed[0].error}")
+    if failed:
+        print(f"steerbench: {len(failed)} of {len(outcomes)} trials failed (see the error column)", file=sys.stderr)
     return 0

@@ -29,9 +29,11 @@ from .evaluate import EvalConfig, run_eval
 from .models import Budget, Models, Timing
 from .report import table
 from .results import ResultsStore
-from .study import OVERALL, Cell, cell
+from .stats import PairedTest, format_p
+from .study import OVERALL, Cell, Entry, cell, pair
 
 REFERENCES = ("expert", "modular-gt-map")
+MODULAR = "modular-learned-map"  # the modular curve: its detector trains on the same N frames
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Point:
     model: str  # e2e-S, ..., modular-learned-map
     frames: int
     cell: Cell
+    vs_previous: PairedTest | None = None  # driving score at this N minus at the N before, same episodes
+    vs_modular: PairedTest | None = None  # an e2e model minus the modular agent at the same N, same episodes
 
 
 @dataclass
@@ -94,12 +98,22 @@ def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
     rows = list(ResultsStore(run_dir / "results.jsonl"))
     wanted = [r for r in rows if r["split"] == cfg.split and cfg.seed <= r["index"] < cfg.seed + cfg.episodes
               and r["scenario"] in cfg.scenarios]
-    points = [Point(b.name, n, cell(wanted, entries[f"{b.name}-n{n}"], OVERALL, cfg.split))
+    points = [_point(wanted, entries, b.name, n, sorted(cfg.frames), cfg.split, cfg.detector)
               for b in bases for n in sorted(cfg.frames)]
     refs = {r: cell(wanted, entries[r], OVERALL, cfg.split) for r in REFERENCES}
     outcome = ScaleOutcome(run_dir, points, refs, timings)
     write_outputs(outcome, cfg)
     return outcome
+
+
+def _point(rows: Sequence[dict], entries: dict[str, Entry], model: str, n: int, sizes: Sequence[int], split: str,
+           modular: bool) -> Point:
+    here = entries[f"{model}-n{n}"]
+    k = sizes.index(n)
+    before = pair(rows, here, entries[f"{model}-n{sizes[k - 1]}"], OVERALL, split).test if k else None
+    gap = (pair(rows, here, entries[f"{MODULAR}-n{n}"], OVERALL, split).test
+           if modular and model.startswith("e2e") else None)
+    return Point(model, n, cell(rows, here, OVERALL, split), before, gap)
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -138,33 +152,48 @@ def _csv(out: ScaleOutcome, path: Path) -> None:
 
 def findings(out: ScaleOutcome) -> list[str]:
     """What the curves show, in words computed from the points (no claim the data cannot back)."""
-    modular = {p.frames: p.cell.metrics["driving_score"] for p in out.points if p.model.startswith("modular")}
     lines = []
     for model in dict.fromkeys(p.model for p in out.points if p.model.startswith("e2e")):
-        curve = sorted((p.frames, p.cell.metrics["driving_score"]) for p in out.points if p.model == model)
-        lines.append(f"- {model}: {_crossing(curve, modular)}; {_trend(curve)}.")
+        curve = sorted((p for p in out.points if p.model == model), key=lambda p: p.frames)
+        lines.append(f"- {model}: {_crossing(curve)}; {_trend(curve)}.")
+    seeds = {p.cell.seeds["driving_score"].n if p.cell.seeds else 1 for p in out.points}
+    if lines and max(seeds) < 2:
+        lines.append("- Paired tests are over episodes of one trained model per point: they do not include the "
+                     "variation between training seeds (`--train-seeds 0,1,2` measures it).")
     return lines
 
 
-def _crossing(curve: Sequence[tuple], modular: dict) -> str:
-    if not modular:
+def _crossing(curve: Sequence[Point]) -> str:
+    """Where the e2e curve first reaches the modular one; paired tests on the same episodes."""
+    if curve[0].vs_modular is None:
         return "no modular curve to compare with"
-    for n, e in curve:
-        m = modular.get(n)
-        if m is not None and e.mean >= m.mean:
-            resolved = "beyond" if e.low > m.high else "within"
-            return f"first reaches the modular agent at N = {n} ({e.fmt()} vs {m.fmt()}, {resolved} the intervals)"
-    n, e = curve[-1]
-    return f"stays below the modular agent up to N = {n} ({e.fmt()} vs {modular[n].fmt() if n in modular else '-'})"
+    for p in curve:
+        t = p.vs_modular
+        if t is not None and t.difference.mean >= 0:
+            how = "resolved above it" if t.significant() else "not resolved apart"
+            return f"first reaches the modular agent at N = {p.frames} ({_diff(t)}, {how})"
+    p = curve[-1]
+    how = "resolved" if p.vs_modular.significant() else "not resolved"
+    return f"stays below the modular agent up to N = {p.frames} ({_diff(p.vs_modular)}, {how})"
 
 
-def _trend(curve: Sequence[tuple]) -> str:
+def _trend(curve: Sequence[Point]) -> str:
     if len(curve) < 2:
         return "one dataset size only"
-    (n0, a), (n1, b) = curve[-2], curve[-1]
-    if b.low > a.high:
-        return f"still improving from N = {n0} to {n1} ({a.mean:.2f} -> {b.mean:.2f}, intervals apart)"
-    return f"no resolved gain from N = {n0} to {n1} ({a.mean:.2f} -> {b.mean:.2f})"
+    a, b = curve[-2], curve[-1]
+    t = b.vs_previous
+    change = f"N = {a.frames} -> {b.frames}: {a.cell.metrics['driving_score'].mean:.2f} -> " \
+             f"{b.cell.metrics['driving_score'].mean:.2f}, {_diff(t)}"
+    if t.significant() and t.difference.mean > 0:
+        return f"still improving ({change})"
+    if t.significant() and t.difference.mean < 0:
+        return f"worse with more data ({change})"
+    return f"no resolved change ({change})"
+
+
+def _diff(t: PairedTest) -> str:
+    d = t.difference
+    return f"paired difference {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}], {format_p(t.p_value)}"
 
 
 def scale_table(out: ScaleOutcome, frames: Sequence[int], markdown: bool) -> str:

@@ -106,7 +106,7 @@ def bootstrap_mean(values: Sequence[float], level: float = 0.95, resamples: int 
     return Estimate(m, low, high, n)
 
 
-def _fmt_p(p: float) -> str:
+def format_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.2g}"
 
 
@@ -124,7 +124,7 @@ class PairedTest:
 
     def verdict(self, a: str, b: str, alpha: float = 0.05) -> str:
         """Names the better agent (higher is better) only when the test resolves it."""
-        p = _fmt_p(self.p_value)
+        p = format_p(self.p_value)
         if self.significant(alpha) and self.difference.mean != 0:
             return f"{a if self.difference.mean > 0 else b} better ({p})"
         return f"no resolved difference ({p})"

@@ -65,7 +65,7 @@ class SweepConfig:
         return [Trial(*t) for t in itertools.product(self.sizes, self.lrs, self.batches, self.frames)]
 
     def train_config(self, trial: Trial) -> TrainConfig:
-        return TrainConfig(data=str(self.data.resolve()), logdir=str((self.logdir / "trials" / trial.name).resolve()),
+        return TrainConfig(data=str(self.data), logdir=str(self.logdir / "trials" / trial.name),
                            size=trial.size, epochs=self.epochs, batch=trial.batch, lr=trial.lr, seed=self.seed,
                            patience=self.patience, frames=trial.frames, progress=False)
 
@@ -95,6 +95,8 @@ def _run_trial(config: dict[str, Any], sweep: SweepConfig) -> None:
 def run_sweep(cfg: SweepConfig) -> list[TrialOutcome]:
     if not (cfg.data / "manifest.json").is_file():
         raise TrainingError(f"no dataset at {cfg.data} (make one with steerbench collect --out DIR)")
+    # Absolute now, on the driver: Tune starts each trial in a directory of its own.
+    cfg = dataclasses.replace(cfg, data=cfg.data.resolve(), logdir=cfg.logdir.resolve())
     connect_ray(cfg.address)
     try:
         from ray import tune
@@ -112,7 +114,7 @@ def run_sweep(cfg: SweepConfig) -> list[TrialOutcome]:
                             {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}),
         param_space=space,
         tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler),
-        run_config=tune.RunConfig(name="tune", storage_path=str((cfg.logdir / "ray").resolve()),
+        run_config=tune.RunConfig(name="tune", storage_path=str(cfg.logdir / "ray"),
                                   verbose=1 if cfg.progress else 0),
     )
     return [_outcome(r) for r in tuner.fit()]

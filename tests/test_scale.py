@@ -1,6 +1,7 @@
 """`steerbench scale`: one point per model and dataset size, trained on the same first N frames."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.e2e_train import first_frames
 from steerbench.agents.errors import TrainingError
 from steerbench.models import Budget
-from steerbench.scale import REFERENCES, ScaleConfig, run_scale
+from steerbench.scale import REFERENCES, Point, ScaleConfig, ScaleOutcome, findings, run_scale
+from steerbench.stats import paired_test
 
 SIZES = (40, 120)
 
@@ -66,3 +68,28 @@ def test_a_second_run_reuses_everything(scaled):
     assert all(not t.trained for t in again.timings)
     assert [p.cell.metrics["driving_score"].mean for p in again.points] == [
         p.cell.metrics["driving_score"].mean for p in out.points]
+
+
+def _point(model, n, score, vs_previous=None, vs_modular=None):
+    from steerbench.stats import mean
+    from steerbench.study import Cell
+
+    return Point(model, n, Cell(model, "overall", "train", 20, {"driving_score": mean([score] * 20)}, {}),
+                 vs_previous, vs_modular)
+
+
+def test_findings_follow_the_paired_tests():
+    half = np.random.default_rng(0).normal(0, 0.02, 20)
+    noise = np.concatenate([half, -half])  # mean exactly 0: "flat" neither above nor below
+    up, flat, down = (paired_test(noise + shift, np.zeros(40)) for shift in (0.2, 0.0, -0.2))
+    out = ScaleOutcome(Path("."), [
+        _point("e2e-S", 1000, 0.3, None, down), _point("e2e-S", 3000, 0.6, up, flat),
+        _point("e2e-M", 1000, 0.3, None, down), _point("e2e-M", 3000, 0.2, down, down),
+        _point("e2e-L", 1000, 0.3, None, down), _point("e2e-L", 3000, 0.31, flat, down),
+        _point("modular-learned-map", 1000, 0.7), _point("modular-learned-map", 3000, 0.7, flat)], {})
+    text = dict(line[2:].split(": ", 1) for line in findings(out) if line.startswith("- e2e"))
+    assert "first reaches the modular agent at N = 3000" in text["e2e-S"] and "not resolved apart" in text["e2e-S"]
+    assert "still improving" in text["e2e-S"]
+    assert "stays below the modular agent up to N = 3000" in text["e2e-M"] and "worse with more data" in text["e2e-M"]
+    assert "no resolved change" in text["e2e-L"]
+    assert any("variation between training seeds" in line for line in findings(out))

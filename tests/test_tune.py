@@ -3,6 +3,7 @@ and a second run that resumes every trial instead of training it again."""
 
 import csv
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,18 +37,21 @@ def _rows(logdir):
         return list(csv.DictReader(f))
 
 
-def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, capsys):
-    argv = ["tune", "--data", str(data), "--logdir", str(tmp_path), "--sizes", "S", "--lrs", "1e-3,3e-2",
-            "--batches", "32", "--epochs", "2", "--no-asha", "--no-progress"]
+def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them (Tune runs trials elsewhere)
+    (tmp_path / "data").symlink_to(data)
+    argv = ["tune", "--data", "data", "--logdir", "sweep", "--sizes", "S", "--lrs", "1e-3,3e-2",
+            "--batches", "32", "--epochs", "1", "--no-asha", "--no-progress"]
     assert main(argv) == 0
+    tmp_path = tmp_path / "sweep"
     rows = _rows(tmp_path)
     assert sorted(float(r["lr"]) for r in rows) == [1e-3, 3e-2]
-    assert all(r["epochs"] == "2" and not r["error"] for r in rows)
+    assert all(r["epochs"] == "1" and not r["error"] for r in rows)
     best = [float(r["best_train_dev_l1"]) for r in rows]
     assert best == sorted(best) and all(math.isfinite(b) for b in best)  # ranked, best first
     from steerbench.tune import SweepConfig, Trial
 
-    sweep = SweepConfig(data=data, logdir=tmp_path, epochs=2)
+    sweep = SweepConfig(data=data, logdir=tmp_path, epochs=1)
     for r in rows:
         trial = Trial("S", float(r["lr"]), 32, 0)
         lastpt = Path(sweep.train_config(trial).logdir) / "checkpoints" / "last.pt"
@@ -65,6 +69,17 @@ def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, capsys):
         assert (Path(sweep.train_config(trial).logdir) / "checkpoints" / "last.pt").stat().st_mtime_ns == r["mtime"]
     out = capsys.readouterr().out
     assert "best train-dev L1" in out and "tune.md" in out
+
+
+def test_every_trial_failing_is_one_line_and_not_zero(data, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(data / "manifest.json", broken / "manifest.json")  # no index, no chunks
+    code = main(["tune", "--data", str(broken), "--logdir", str(tmp_path / "t"), "--sizes", "S", "--lrs", "1e-3",
+                 "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "every trial failed" in err and "is not a steerbench dataset" in err
+    assert "cannot read dataset" in (tmp_path / "t" / "tune.md").read_text()
 
 
 def test_missing_dataset_is_one_line(tmp_path, capsys):
