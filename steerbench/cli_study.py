@@ -10,6 +10,7 @@ from pathlib import Path
 from steerbench.sim.scenarios import check_split, parse_scenarios
 
 from . import cli
+from .models import EVAL_INDEX
 
 
 def register(sub) -> None:
@@ -63,6 +64,7 @@ def _compare_parser(sub) -> None:
     p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
     cli._add_episode_args(p, split=False)
     cli._add_backend_args(p)
+    p.set_defaults(seed=EVAL_INDEX)  # evaluation episodes past the ones the models are trained on
     p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
     p.add_argument("--train-seeds", type=_seeds, default=(0, 1, 2), help="training seeds of each learned contestant")
     p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
@@ -137,7 +139,7 @@ def _scale_parser(sub) -> None:
                    help="training samples per model: small N gets more epochs (0: --e2e-epochs / --detector-epochs)")
     cli._add_episode_args(p)
     cli._add_backend_args(p)
-    p.set_defaults(scenarios="highway,racetrack")
+    p.set_defaults(scenarios="highway,racetrack", seed=EVAL_INDEX)  # evaluation past the training episodes
     p.add_argument("--train-seeds", type=_seeds, default=(0,), help="training seeds of each model")
     p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
     p.add_argument("--logdir", type=Path, default=Path("runs/scale"), help="run directory (resumed if it exists)")

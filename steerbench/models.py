@@ -29,6 +29,9 @@ from .backends import Backend
 from .collect import CollectConfig, collect
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
+# The models' data are episodes 0, 1, ... of each split; `compare` and `scale` evaluate from this
+# index on, so that no contestant is scored on an episode it was trained (or early-stopped) on.
+EVAL_INDEX = 500_000
 MAX_EPOCHS = 40
 FINISHED = "finished.json"  # written when a model's training ends: delete it to resume or extend the run
 

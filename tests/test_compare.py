@@ -9,7 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from steerbench.cli import main
 from steerbench.compare import CompareConfig, run_compare
 from steerbench.contestants import lineup, select, user_contestant
-from steerbench.models import Budget
+from steerbench.models import EVAL_INDEX, Budget
+from steerbench.sim.dataset import DatasetIndex
 from steerbench.agents.registry import AgentError, AgentSpec
 from steerbench.study import OVERALL, Entry, cell, modular_vs_e2e, pair
 
@@ -31,11 +32,13 @@ def compared(tmp_path_factory):
 
 
 def test_every_contestant_and_copy_is_evaluated_on_both_splits(compared):
-    out, _ = compared
+    out, tmp = compared
     rows = out.data.rows
     labels = {r["agent"] for r in rows}
     assert labels == {"expert", "modular-gt-map", "keeper"} | {f"e2e-S-s{k}" for k in SEEDS}
-    assert {(r["split"], r["index"]) for r in rows} == {(s, i) for s in ("train", "test") for i in (0, 1)}
+    assert {(r["split"], r["index"]) for r in rows} == {(s, EVAL_INDEX + i) for s in ("train", "test") for i in (0, 1)}
+    trained_on = {(split, i) for _, split, i in DatasetIndex(tmp / "run" / "models" / "data").keys()}
+    assert trained_on and not trained_on & {(r["split"], r["index"]) for r in rows}  # never scored on its data
     e2e = next(e for e in out.data.entries if e.name == "e2e-S")
     assert e2e.seeds == SEEDS and e2e.inputs == "pixels"
 
