@@ -97,12 +97,12 @@ def run_sweep(cfg: SweepConfig) -> list[TrialOutcome]:
         raise TrainingError(f"no dataset at {cfg.data} (make one with steerbench collect --out DIR)")
     # Absolute now, on the driver: Tune starts each trial in a directory of its own.
     cfg = dataclasses.replace(cfg, data=cfg.data.resolve(), logdir=cfg.logdir.resolve())
-    connect_ray(cfg.address)
     try:
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
     except ImportError:
         raise BackendError(TUNE_MISSING) from None
+    connect_ray(cfg.address)
 
     trials = cfg.trials()
     space = {"size": tune.grid_search(list(cfg.sizes)), "lr": tune.grid_search(list(cfg.lrs)),

@@ -29,7 +29,7 @@ def load(name: str) -> ModuleType:
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("harness_overhead", {"harness_overhead"}),
+    ("harness_overhead", {"harness_overhead", "harness_overhead_cpu"}),
     ("parallel_speedup", {"parallel_speedup"}),
     ("agent_cost", {"agent_cost_e2e-M", "agent_cost_modular", "agent_cost_expert", "agent_cost_lane_keeper"}),
     ("collect_throughput", {"collect_throughput"}),
