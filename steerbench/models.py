@@ -161,7 +161,8 @@ class Models:
         if self.budget.frames:
             part += f" (N = {self.budget.frames})"
         if _finished(run) or (best.exists() and not (run / "checkpoints" / "last.pt").exists()):
-            self.timings.append(Timing(part, _training_seconds(run), False))
+            if all(t.part != part for t in self.timings):  # one row per model, however many contestants use it
+                self.timings.append(Timing(part, _training_seconds(run), False))
             return best
         self.ensure_data()
         start = time.perf_counter()

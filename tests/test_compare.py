@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from steerbench.cli import main
 from steerbench.compare import CompareConfig, run_compare
 from steerbench.contestants import lineup, select, user_contestant
-from steerbench.models import EVAL_INDEX, Budget
+from steerbench.models import EVAL_INDEX, Budget, Models
 from steerbench.sim.dataset import DatasetIndex
 from steerbench.agents.registry import AgentError, AgentSpec
 from steerbench.study import OVERALL, Entry, cell, modular_vs_e2e, pair
@@ -125,3 +125,13 @@ def test_pairs_use_only_episodes_both_ran_and_find_a_built_in_difference():
     assert p.test.n == 25 and p.test.difference.mean == pytest.approx(0.2)
     assert p.test.verdict("m", "e").startswith("m better")
     assert len(modular_vs_e2e(rows, [m, e], ["merge"], ["train"])) == 2
+
+
+def test_a_model_two_contestants_share_is_timed_once(tmp_path):
+    models = Models(tmp_path, Budget(scenarios=("merge",)))
+    run = models.detector_dir(0)
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(b"")
+    (run / "finished.json").write_text('{"training_seconds": 5}')
+    assert models.detector(0) == models.detector(0) == run / "checkpoints" / "best.pt"  # map and pixel lanes
+    assert [(t.part, t.seconds, t.trained) for t in models.timings] == [("train detector seed 0", 5.0, False)]
