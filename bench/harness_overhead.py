@@ -11,8 +11,8 @@ per-step time limit and Observation building, episode metrics, results.jsonl app
 the default frame strip of episode 0, summary.md/json and the whole TensorBoard rewrite). Only the
 progress bar is off. Both sides build their env inside the timer. The sides alternate
 (A B, B A, ...) after one untimed warm-up of each; the ratio is the median of the paired ratios
-B / A, of wall time and, as a second line, of this process's CPU time (steal time on a busy VM
-swamps a 5% difference in wall time; CPU time does not count it). With a constant action the
+B / A, of wall time and, as a second line, of this process's CPU time (which leaves out time
+the process waited for a CPU: other jobs, a VM's steal time). With a constant action the
 highway episodes end early (off road, about 45 steps), so the per-episode costs weigh more than
 in real evaluations: a pessimistic setting.
 
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
           f"{statistics.median(a_times):.2f} s, harness {statistics.median(b_times):.2f} s "
           f"({1000 * statistics.median(a_times) / sa:.1f} vs {1000 * statistics.median(b_times) / sb:.1f} ms/step)")
     ratio_line("harness_overhead", ratio, "harness / bare time, median of paired runs", TARGET, at_least=False)
-    # CPU time does not count what a VM's neighbours take (steal time), which swamps 5% in wall time.
+    # CPU time leaves out waiting for a CPU (other jobs, steal time), which can swamp 5% in wall time.
     cpu = statistics.median(cpu_ratios)
     ratio_line("harness_overhead_cpu", cpu, "harness / bare CPU time of this process, median of paired runs",
                TARGET, at_least=False)
