@@ -1,5 +1,5 @@
 """The `steerbench` command: scenarios, agents, eval, collect, train-e2e, train-detector, ceiling, diagnose;
-the study's compare, scale and errors are in cli_study."""
+the study's compare, scale and errors are in cli_study, the Ray Tune sweep in cli_tune."""
 
 from __future__ import annotations
 
