@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from steerbench.agents.registry import BUILTIN, AgentSpec
+from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.runner import EnvSettings
 
 from .backends import Backend
@@ -35,7 +36,7 @@ class CeilingConfig:
     scenarios: tuple[str, ...]
     split: str = "train"
     episodes: int = 10
-    seed: int = 0
+    seed: int = EVAL_START  # index of the first episode: held out from every model's data
     workers: int = 1
     logdir: Path = Path("runs/ceiling")
     env: EnvSettings = EnvSettings()

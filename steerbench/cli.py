@@ -15,6 +15,7 @@ from typing import Sequence
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentError, AgentSpec, describe_options, known_agents, load_object, resolve
 from steerbench.sim.dataset import DatasetError
+from steerbench.sim.episodes import EVAL_START, collection_start
 from steerbench.sim.registration import env_id
 from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import SUITE, UnknownScenarioError, check_split, parse_scenarios
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="an option of the agent")
     n.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
     n.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario and split")
+    n.add_argument("--seed", type=_non_negative_int, default=None,
+                   help="index of the first episode of every split (default: the evaluation range, 500000)")
     n.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
     _add_backend_args(n)
     n.add_argument("--data", type=Path, default=None,
@@ -177,7 +180,10 @@ def _add_episode_args(p: argparse.ArgumentParser, split: bool = True) -> None:
     if split:
         p.add_argument("--split", default="train", choices=SPLITS)
     p.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="index of the first episode")
+    # None: the command's default from steerbench.sim.episodes (evaluation or data range)
+    p.add_argument("--seed", type=_non_negative_int, default=None,
+                   help="index of the first episode (default: the evaluation range, 500000, for commands that "
+                        "evaluate; the training or selection range, 0, for collect; docs/metrics.md)")
     p.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
     p.add_argument("--mode", choices=("steering", "full"), default="steering",
                    help="steering: shared cruise control drives the throttle; full: the agent does")
@@ -198,6 +204,11 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="with --backend ray: a running cluster ('auto', HOST:6379 or ray://HOST:10001); "
                         "default: start a local Ray instance")
+
+
+def _first_index(args: argparse.Namespace, default: int) -> int:
+    """--seed (the first episode's index) if given, else the command's range in sim.episodes."""
+    return default if args.seed is None else args.seed
 
 
 def _backend(args: argparse.Namespace) -> Backend:
@@ -276,7 +287,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
     cfg = EvalConfig(
         agents=parse_agents(args.agent, args.agent_opt), scenarios=scenarios, split=args.split,
-        episodes=args.episodes, seed=args.seed, workers=args.workers, logdir=args.logdir,
+        episodes=args.episodes, seed=_first_index(args, EVAL_START), workers=args.workers, logdir=args.logdir,
         env=_env_settings(args), act_timeout_s=args.act_timeout, strip_episodes=args.strips,
         progress=not args.no_progress, backend=_backend(args),
     )
@@ -299,7 +310,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
     (teacher,) = parse_agents([args.teacher], [f"{_label_of(args.teacher)}.{o}" for o in args.teacher_opt])
     cfg = CollectConfig(
-        teacher=teacher, scenarios=scenarios, split=args.split, episodes=args.episodes, seed=args.seed,
+        teacher=teacher, scenarios=scenarios, split=args.split, episodes=args.episodes,
+        seed=_first_index(args, collection_start(args.split)),
         workers=args.workers, out=args.out, env=_env_settings(args), noise_std=args.noise,
         noise_fraction=args.noise_fraction, progress=not args.no_progress, backend=_backend(args),
     )
@@ -387,7 +399,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise UsageError("diagnose compares an agent with the expert; give it another label (--agent NAME=expert)")
     env = dataset_settings(args.data)[0] if args.data else EnvSettings()
     cfg = DiagnoseConfig(agent=agent, scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)),
-                         episodes=args.episodes, workers=args.workers, logdir=args.logdir, env=env, data=args.data,
+                         episodes=args.episodes, seed=_first_index(args, EVAL_START), workers=args.workers,
+                         logdir=args.logdir, env=env, data=args.data,
                          offline_frames=args.offline_frames, progress=not args.no_progress, backend=_backend(args))
     diag = run_diagnose(cfg)
     text = diagnosis_tables(diag)
@@ -406,7 +419,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         raise UsageError("--detector learned needs --checkpoint PATH (from steerbench train-detector)")
     cfg = CeilingConfig(
         scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)), split=args.split, episodes=args.episodes,
-        seed=args.seed, workers=args.workers, logdir=args.logdir, env=_env_settings(args), detector=args.detector,
+        seed=_first_index(args, EVAL_START), workers=args.workers, logdir=args.logdir, env=_env_settings(args),
+        detector=args.detector,
         lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
         backend=_backend(args),
     )

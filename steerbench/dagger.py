@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steerbench.agents.e2e_train import TrainConfig, train
+from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import BUILTIN, AgentSpec
+from steerbench.sim.episodes import DAGGER_CHECK, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
 from steerbench.sim.runner import EnvSettings
 
 from .backends import Backend
@@ -28,7 +30,6 @@ from .evaluate import EvalConfig, run_eval
 # The expert labels states it did not choose: it keeps to the lane the student is in (see
 # ExpertOptions.follow_ego_lane), or a lane change the student never makes labels a whole episode.
 LABELLER = AgentSpec("expert", BUILTIN["expert"], (("follow_ego_lane", "true"),))
-ROUND_INDEX = 100_000  # round r's rollouts are train episodes r * ROUND_INDEX + i: no seed clash
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,23 @@ class DaggerConfig:
     backend: Backend = Backend()  # where rollouts and evaluation episodes run (docs/ray.md)
 
 
+def check_budget(cfg: DaggerConfig) -> None:
+    """Rounds and rollouts must fit the DAgger range of sim.episodes, or they would reach the
+    episodes that models are evaluated on."""
+    if cfg.rounds > MAX_DAGGER_ROUNDS:
+        raise TrainingError(f"at most {MAX_DAGGER_ROUNDS} DAgger rounds (got {cfg.rounds})")
+    if cfg.episodes > DAGGER_ROUND_STRIDE:
+        raise TrainingError(f"at most {DAGGER_ROUND_STRIDE} DAgger rollouts per scenario and round (got {cfg.episodes})")
+    if not DAGGER_CHECK.holds("train", DAGGER_CHECK.start, cfg.eval_episodes):
+        raise TrainingError(f"too many closed-loop check episodes per round ({cfg.eval_episodes})")
+
+
 def round_dir(cfg: DaggerConfig, r: int) -> Path:
     return Path(cfg.train.logdir) if r == 0 else Path(cfg.train.logdir) / f"dagger-{r}"
 
 
 def run_dagger(cfg: DaggerConfig) -> list[dict]:
+    check_budget(cfg)
     history = []
     for r in range(cfg.rounds + 1):
         if r:
@@ -72,7 +85,7 @@ def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
     """The round's rollouts of the previous student, labelled by the expert, into the dataset."""
     collect(CollectConfig(
         teacher=LABELLER, scenarios=cfg.scenarios, split="train",
-        episodes=cfg.episodes, seed=r * ROUND_INDEX, workers=cfg.workers, out=Path(cfg.train.data),
+        episodes=cfg.episodes, seed=dagger_start(r), workers=cfg.workers, out=Path(cfg.train.data),
         env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress, backend=cfg.backend,
     ))
 
@@ -80,6 +93,7 @@ def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
 def _closed_loop(cfg: DaggerConfig, r: int) -> dict:
     out = run_eval(EvalConfig(
         agents=(_student(cfg, r),), scenarios=cfg.scenarios, split="train", episodes=cfg.eval_episodes,
+        seed=DAGGER_CHECK.start,
         workers=cfg.workers, logdir=Path(cfg.train.logdir) / "dagger-eval", env=cfg.env, strip_episodes=0,
         progress=cfg.progress, backend=cfg.backend,
     ))

@@ -25,6 +25,7 @@ from scipy import stats as sps
 
 from steerbench.agents.registry import BUILTIN, AgentSpec, check_agent
 from steerbench.sim.dataset import DatasetError, iter_episodes, stack_frames
+from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.types import SPLITS, Observation
 
@@ -49,6 +50,7 @@ class DiagnoseConfig:
     agent: AgentSpec
     scenarios: tuple[str, ...]
     episodes: int = 10  # per scenario and split
+    seed: int = EVAL_START  # index of the first episode of every split: held out from the agent's data
     workers: int = 1
     logdir: Path = Path("runs/diagnose")
     env: EnvSettings = EnvSettings()
@@ -70,7 +72,7 @@ def run_diagnose(cfg: DiagnoseConfig) -> Diagnosis:
     per_split = {}
     for split in SPLITS:
         out = run_eval(EvalConfig(agents=(cfg.agent, expert), scenarios=cfg.scenarios, split=split,
-                                  episodes=cfg.episodes, workers=cfg.workers, logdir=cfg.logdir, env=cfg.env,
+                                  episodes=cfg.episodes, seed=cfg.seed, workers=cfg.workers, logdir=cfg.logdir, env=cfg.env,
                                   progress=cfg.progress, backend=cfg.backend))
         per_split[split] = out.rows
     diag = closed_loop(per_split, cfg.agent.label)

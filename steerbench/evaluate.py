@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 from tqdm import tqdm
 
 from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.scenarios import episode_seed
 
@@ -27,7 +28,7 @@ class EvalConfig:
     scenarios: tuple[str, ...]
     split: str = "train"
     episodes: int = 10  # per scenario
-    seed: int = 0  # index of the first episode; episode i has seed episode_seed(split, seed + i)
+    seed: int = EVAL_START  # index of the first episode; episode i has seed episode_seed(split, seed + i)
     workers: int = 1
     logdir: Path = Path("runs/eval")
     env: EnvSettings = EnvSettings()

@@ -23,15 +23,17 @@ from typing import Callable
 from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec, resolve
+from steerbench.sim.episodes import EVAL_START, data_start
 from steerbench.sim.runner import EnvSettings
 
 from .backends import Backend
 from .collect import CollectConfig, collect
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
-# The models' data are episodes 0, 1, ... of each split; `compare` and `scale` evaluate from this
-# index on, so that no contestant is scored on an episode it was trained (or early-stopped) on.
-EVAL_INDEX = 500_000
+# The models' data come from the training and selection ranges of sim.episodes; `compare` and
+# `scale` evaluate from the evaluation range on, so that no contestant is scored on an episode it
+# was trained (or early-stopped) on.
+EVAL_INDEX = EVAL_START
 MAX_EPOCHS = 40
 FINISHED = "finished.json"  # written when a model's training ends: delete it to resume or extend the run
 
@@ -111,13 +113,13 @@ class Models:
         self._collect((scenario,), split, episodes)
 
     def _collect(self, scenarios: tuple[str, ...], split: str, episodes: int) -> None:
-        """Episodes 0..episodes-1 of `split` (steerbench collect skips those recorded)."""
+        """The first `episodes` of `split`'s data range (steerbench collect skips those recorded)."""
         b = self.budget
-        keys = self._keys()
-        if all((s, split, i) in keys for s in scenarios for i in range(episodes)):
+        keys, start = self._keys(), data_start(split)
+        if all((s, split, i) in keys for s in scenarios for i in range(start, start + episodes)):
             return
         collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=scenarios, split=split,
-                              episodes=episodes, workers=b.workers, out=self.data, env=self.env,
+                              episodes=episodes, seed=start, workers=b.workers, out=self.data, env=self.env,
                               noise_std=b.noise if split == "train" else 0.0, progress=b.progress,
                               backend=b.backend))
 

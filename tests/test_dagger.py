@@ -10,7 +10,8 @@ from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
 from steerbench.collect import CollectConfig, collect, dataset_settings
-from steerbench.dagger import ROUND_INDEX, DaggerConfig, run_dagger
+from steerbench.dagger import DaggerConfig, run_dagger
+from steerbench.sim.episodes import DAGGER
 from steerbench.sim.dataset import DatasetError, iter_episodes
 
 EXPERT = AgentSpec("expert", "steerbench.agents.expert:ExpertAgent")
@@ -59,7 +60,7 @@ def test_one_round_aggregates_retrains_and_scores(data, tmp_path):
                                       env=env, progress=False))
     assert [h["round"] for h in history] == [0, 1]
     assert all(0.0 <= h["merge"]["driving_score"] <= 1.0 for h in history)
-    rollouts = [e for e in iter_episodes(data) if e.index >= ROUND_INDEX]
+    rollouts = [e for e in iter_episodes(data) if DAGGER.holds(e.split, e.index)]
     assert len(rollouts) == 1 and rollouts[0].split == "train"
     assert Path(history[1]["checkpoint"]).exists() and "dagger-1" in history[1]["checkpoint"]
     assert json.loads((tmp_path / "run" / "dagger.json").read_text()) == history
