@@ -20,7 +20,7 @@ from . import fastcore, fastdraw
 from .camera import EGO_COLOR, Camera, Pose, to_gray
 from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering
 from .scenarios import Appearance, get_scenario
-from .types import CameraConfig, GroundTruth, Mode, RoadPrior, StepRecord, VehicleState
+from .types import CameraConfig, EpisodeReference, GroundTruth, Mode, RoadPrior, StepRecord, VehicleState
 
 ACTION_DIM = 2
 STEERING_RANGE = np.pi / 4  # [rad] that steering 1.0 maps to
@@ -117,7 +117,7 @@ class SteerEnv(gym.Env):
         self.time = 0.0
         self._prev_pos = self.core.vehicle.position.copy()
         self._start_pos = self._prev_pos.copy()
-        self.route_length_m = self._route_length()
+        self.reference = self._reference()
         frame = self._capture()
         self._frames.clear()
         for _ in range(self.camera_config.stack):  # a full stack: padding would be blank frames
@@ -209,6 +209,16 @@ class SteerEnv(gym.Env):
         nearest = min(others, key=lambda v: float(np.linalg.norm(v.position - ego.position)))
         d = nearest.position - ego.position
         return float((np.arctan2(d[1], d[0]) - ego.heading + np.pi) % (2 * np.pi) - np.pi)
+
+    def _reference(self) -> EpisodeReference:
+        """The episode's scale, from its seed alone (the ego has not moved yet): the traffic's
+        pace, and for open roads the route that pace covers in the time limit (docs/metrics.md)."""
+        limit = self.max_steps / self.policy_hz
+        desired, pace = self.desired_speed(), self.core.traffic_pace()
+        speed = desired if pace is None else min(desired, pace)
+        route = self._route_length()
+        return EpisodeReference(route_length_m=route if route is not None else speed * limit,
+                                reference_speed_mps=speed, time_limit_s=limit)
 
     def _route_length(self) -> float | None:
         """[m] from the start to the goal along the route; None for open roads."""

@@ -57,6 +57,14 @@ class ScenarioMixin:
     def cruise_speed(self) -> float:
         return float(self.config["cruise_speed"])
 
+    def traffic_pace(self) -> float | None:
+        """[m/s] the pace of traffic at the start: the median target speed of the other vehicles
+        (None without traffic). The harness scores route completion against it, so a safe driver
+        who keeps pace with traffic can complete the route; a scenario may define its own."""
+        ego = self.vehicle  # type: ignore[attr-defined]
+        speeds = [float(getattr(v, "target_speed", v.speed)) for v in self.road.vehicles if v is not ego]  # type: ignore[attr-defined]
+        return float(np.median(speeds)) if speeds else None
+
     def ego_on_road(self) -> bool:
         """On the drivable road: on a lane of the ego's road segment, or between two of them."""
         v, net = self.vehicle, self.road.network  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .types import StepRecord
+from .types import EpisodeReference, StepRecord
 
 # Infraction coefficients, CARLA-leaderboard style: the driving score is route completion times
 # the product of one coefficient per infraction.
@@ -25,7 +25,7 @@ STEER_BINS = np.linspace(-1.0, 1.0, 21)
 
 METRIC_NAMES = (
     "success", "collision", "off_road", "route_completion", "lane_departures", "autonomy",
-    "driving_score", "mean_lateral_offset_m", "mean_heading_error_rad", "steering_smoothness",
+    "driving_score", "progress", "mean_lateral_offset_m", "mean_heading_error_rad", "steering_smoothness",
     "min_ttc_s", "mean_speed_mps", "env_reward", "steps", "wall_s",
 )
 
@@ -40,8 +40,7 @@ class EpisodeEnd:
     goal_directed: bool
     agent_error: str | None  # message when the agent raised, timed out or gave a bad action
     collision_angle: float | None  # [rad] bearing of the other car from the ego at impact
-    route_length: float | None  # [m] goal-directed scenarios only
-    reference_distance: float  # [m] open roads: what the desired speed would cover in the episode
+    reference: EpisodeReference  # the episode's scale, the same for every agent
     wall_s: float
     policy_hz: float
 
@@ -87,10 +86,9 @@ def episode_metrics(records: Sequence[StepRecord], end: EpisodeEnd, off_route: b
     keep = ~excused if n and (~excused).any() else np.ones(n, dtype=bool)
     departures = count_departures(lateral, excused)
     progress = float(sum(r.progress for r in records))
-    if end.goal_directed:
-        completion = 1.0 if end.goal else float(np.clip(progress / max(end.route_length or 1.0, 1e-6), 0, 1))
-    else:
-        completion = float(np.clip(progress / max(end.reference_distance, 1e-6), 0, 1))
+    ref = end.reference
+    completion = 1.0 if end.goal else float(np.clip(progress / max(ref.route_length_m, 1e-6), 0, 1))
+    pace = progress / elapsed / max(ref.reference_speed_mps, 1e-6) if n else 0.0
     crashed = end.crashed and not end.agent_error
     off_road = end.off_road and not crashed and not end.agent_error
     if end.agent_error:
@@ -113,6 +111,7 @@ def episode_metrics(records: Sequence[StepRecord], end: EpisodeEnd, off_route: b
         "lane_departures": float(departures),
         "autonomy": float(max(0.0, 1.0 - departures * AUTONOMY_PENALTY_S / elapsed)),
         "driving_score": float(score if not end.agent_error else 0.0),
+        "progress": float(pace),
         "mean_lateral_offset_m": float(np.mean(np.abs(lateral[keep]))) if n else 0.0,
         "mean_heading_error_rad": float(np.mean(np.abs([r.heading_error for r in records]))) if n else 0.0,
         "steering_smoothness": float(np.mean(np.abs(np.diff(steer))) * hz) if n > 1 else 0.0,

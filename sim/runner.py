@@ -67,6 +67,7 @@ class EpisodeResult:
     metrics: dict
     steering_hist: list[int]
     error: str | None = None
+    reference: dict = field(default_factory=dict)  # the episode's EpisodeReference, as a dict
     agent_stats: dict[str, float] = field(default_factory=dict)  # from the agent's optional stats()
     strip: list[np.ndarray] = field(default_factory=list, repr=False)
     overlays: list[np.ndarray] = field(default_factory=list, repr=False)  # from the agent's optional overlay()
@@ -178,7 +179,7 @@ class EpisodeRunner:
         return EpisodeResult(
             agent=task.agent, scenario=task.scenario, split=task.split, index=task.index,
             seed=task.seed, command=env.command, metrics=metrics,
-            steering_hist=steering_histogram(records), error=error,
+            steering_hist=steering_histogram(records), error=error, reference=dataclasses.asdict(env.reference),
             agent_stats=_agent_stats(agent), strip=_evenly(strip, task.strip_frames),
             overlays=overlays[:task.strip_frames], tail=list(tail.frames), tail_overlays=tail.overlays(),
         )
@@ -202,9 +203,6 @@ class EpisodeRunner:
 
     @staticmethod
     def _end(env: SteerEnv, records: list, step_info: dict, error: str | None, wall: float) -> EpisodeEnd:
-        dt = 1.0 / env.policy_hz
-        desired = [r.extra["desired_speed"] for r in records] or [env.desired_speed()]
-        reference = sum(desired) * dt + desired[-1] * dt * max(env.max_steps - len(records), 0)
         return EpisodeEnd(
             crashed=bool(step_info.get("crashed", False)),
             off_road=not step_info.get("on_road", True),
@@ -212,8 +210,7 @@ class EpisodeRunner:
             goal_directed=env.spec_.goal_directed,
             agent_error=error,
             collision_angle=env.collision_bearing() if step_info.get("crashed") else None,
-            route_length=env.route_length_m,
-            reference_distance=reference,
+            reference=env.reference,
             wall_s=wall,
             policy_hz=env.policy_hz,
         )

@@ -113,6 +113,16 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class EpisodeReference:
+    """What an episode is scored against, fixed from its seed at reset before any agent drives:
+    every agent on the episode is scored on this one scale (docs/metrics.md)."""
+
+    route_length_m: float  # goal scenarios: start to goal along the route; open roads: speed x time limit
+    reference_speed_mps: float  # the traffic's pace at the start, capped by the ego's desired speed
+    time_limit_s: float  # the scenario's duration
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """One policy step as metrics see it (built from ground truth by the harness)."""
 

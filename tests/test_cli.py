@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from steerbench.cli import main
+from steerbench.sim.episodes import EVAL_START
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +148,7 @@ def test_sigterm_stops_the_pool_workers_too(tmp_path):
     assert done.returncode == 0, done.stderr
     after = _rows(results)
     assert after[: len(before)] == before  # nothing finished before the signal is lost or rewritten
-    assert sorted(r["index"] for r in after) == list(range(20))
+    assert sorted(r["index"] for r in after) == list(range(EVAL_START, EVAL_START + 20))
 
 
 def test_a_torn_last_line_is_cut_and_rerun(tmp_path, capsys):

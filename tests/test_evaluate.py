@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from steerbench.agents.registry import AgentSpec
 from steerbench.evaluate import EvalConfig, run_eval
+from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.scenarios import episode_seed
 
 
@@ -90,11 +91,11 @@ def test_outputs_and_tensorboard_tags(tmp_path):
         acc.Reload()
         tags = acc.Tags()
         scores = acc.Scalars("eval/merge/train/driving_score")
-        assert [s.step for s in scores] == [0, 1]
+        assert [s.step for s in scores] == [EVAL_START, EVAL_START + 1]  # the episode index
         for s in scores:
             assert s.value == pytest.approx(rows[(agent, s.step)]["metrics"]["driving_score"], abs=1e-6)
         mean = acc.Scalars("summary/merge/train/driving_score")[0].value
-        assert mean == pytest.approx(np.mean([rows[(agent, i)]["metrics"]["driving_score"] for i in (0, 1)]), abs=1e-6)
+        assert mean == pytest.approx(np.mean([rows[(agent, i)]["metrics"]["driving_score"] for i in (EVAL_START, EVAL_START + 1)]), abs=1e-6)
         assert "control/merge/train/steering" in tags["histograms"]
         assert "media/merge/train" in tags["images"]
         assert "summary/text_summary" in tags["tensors"]

@@ -6,7 +6,7 @@ import pytest
 from steerbench.sim.metrics import (
     PENALTY_COLLISION, PENALTY_LANE_DEPARTURE, EpisodeEnd, count_departures, episode_metrics,
 )
-from steerbench.sim.types import StepRecord
+from steerbench.sim.types import EpisodeReference, StepRecord
 
 
 def rec(t, lateral=0.0, lane=("a", "b", 0), steering=0.0, progress=5.0, speed=25.0, ttc=float("inf")):
@@ -15,9 +15,10 @@ def rec(t, lateral=0.0, lane=("a", "b", 0), steering=0.0, progress=5.0, speed=25
                       extra={"desired_speed": 25.0})
 
 
-def end(**kw):
+def end(route_length=500.0, speed=25.0, **kw):
     base = dict(crashed=False, off_road=False, goal=False, goal_directed=False, agent_error=None,
-                collision_angle=None, route_length=None, reference_distance=500.0, wall_s=1.0, policy_hz=5.0)
+                collision_angle=None, wall_s=1.0, policy_hz=5.0,
+                reference=EpisodeReference(route_length_m=route_length, reference_speed_mps=speed, time_limit_s=20.0))
     base.update(kw)
     return EpisodeEnd(**base)
 
@@ -70,3 +71,13 @@ def test_goal_directed_episode():
 def test_agent_error_scores_zero():
     m = episode_metrics([rec(0.0)], end(agent_error="RuntimeError: boom"))
     assert m["failure"] == "agent_error" and m["driving_score"] == 0.0 and m["success"] == 0.0
+
+
+def test_progress_is_pace_against_the_reference_and_completion_saturates():
+    # 100 steps of 5 m at 5 Hz: 25 m/s for 20 s, the reference pace over the whole time limit
+    at_pace = episode_metrics([rec(i / 5) for i in range(100)], end(route_length=500.0, speed=25.0))
+    assert at_pace["route_completion"] == pytest.approx(1.0) and at_pace["progress"] == pytest.approx(1.0)
+    faster = episode_metrics([rec(i / 5, progress=6.0) for i in range(100)], end(route_length=500.0, speed=25.0))
+    assert faster["route_completion"] == 1.0 and faster["progress"] == pytest.approx(1.2)  # overtaking shows
+    slower = episode_metrics([rec(i / 5, progress=4.0) for i in range(100)], end(route_length=500.0, speed=25.0))
+    assert slower["route_completion"] == pytest.approx(0.8) and slower["progress"] == pytest.approx(0.8)
