@@ -421,6 +421,11 @@ class RacetrackScenarioEnv(ScenarioMixin, RacetrackEnv):
                 v.target_speed = float(self.np_random.uniform(lo, hi))
                 v.speed = min(v.speed, v.target_speed)
 
+    def traffic_pace(self) -> float | None:
+        """None: the track's traffic is only the slow cars placed to be overtaken (5-8 m/s, below
+        its 10 m/s curves), not a flow to keep pace with; the pace is the track's speed limit."""
+        return None
+
 
 class RacetrackLargeScenarioEnv(RacetrackScenarioEnv, RacetrackEnvLarge):
     """The stock three-lane large racetrack (its `_make_road`): another layout, for the test split."""
