@@ -112,7 +112,9 @@ class SteerEnv(gym.Env):
         if self.fast:
             fastcore.install(self.core.road)
         self._truth = None
-        self._noise = np.random.default_rng(None if seed is None else seed + 7919)
+        # Seeded resets keep their noise stream; an unseeded one continues from gymnasium's RNG,
+        # which reset(seed=) seeded: the pixel noise is as reproducible as the traffic.
+        self._noise = np.random.default_rng(seed + 7919 if seed is not None else int(self.np_random.integers(2**63)))
         self._colour_traffic()
         self.time = 0.0
         self._prev_pos = self.core.vehicle.position.copy()

@@ -82,9 +82,12 @@ def test_unknown_scenario_is_named():
         get_scenario("motorway")
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_gymnasium_check_env(scenario):
-    env = gym.make(env_id(scenario), split="train")
+def test_gymnasium_check_env(scenario, split):
+    """Every registered id in every split: the test look's pixel noise included, which must be
+    seeded by reset(seed=) like everything else."""
+    env = gym.make(env_id(scenario), split=split)
     check_env(env.unwrapped, skip_render_check=True)
     env.close()
 
