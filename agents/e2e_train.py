@@ -23,6 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from steerbench.perception.detector_data import shares
+from steerbench.sim.episodes import by_split
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
@@ -99,6 +100,12 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
     return np.concatenate(chosen)
 
 
+def _episodes_of(full: ImitationDataset, subset: Subset) -> dict[str, list[list[int]]]:
+    """The (split, index) runs of the episodes a subset's samples come from (the checkpoint's record)."""
+    ids = np.unique(full.index[np.asarray(subset.indices, dtype=int), 0]) if len(subset) else []
+    return by_split((full.episodes[e].split, full.episodes[e].index) for e in ids)
+
+
 def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generator | None) -> torch.Tensor:
     frames, speed, command, target = batch
     if gen is not None:
@@ -130,6 +137,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
     ckpt_dir = logdir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     full, train_set, dev_set, test_dist_set = _splits(cfg, stack=4)
+    seen = {"trained": _episodes_of(full, train_set), "selected": _episodes_of(full, dev_set)}
     sample = full.episodes[0].frames
     net_cfg = NetConfig(size=cfg.size, stack=4, channels=1 if sample.ndim == 3 else 3,
                         height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
@@ -175,7 +183,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
             blob = {"model": net.state_dict(), "optimizer": opt.state_dict(), "config": net_cfg.as_dict(),
                     "train_config": _comparable(cfg), "state": json.dumps(state), "rng": torch.get_rng_state()}
             if improved:
-                _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch})
+                _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch,
+                                             "episodes": seen})
             _save(last, blob)
             gen = torch.Generator().manual_seed(cfg.seed + epoch)
             if on_epoch:  # after the checkpoint: a sweep may stop the trial inside this call

@@ -42,6 +42,7 @@ class FrameSet:
     scenarios: tuple[str, ...]
     geometries: tuple[FrameGeometry, ...]  # one per scenario
     boxes: tuple[Boxes, ...]  # one per frame
+    episodes: tuple[int, ...] = ()  # dataset indices of the episodes the frames come from
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -118,7 +119,7 @@ def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int,
     root = Path(root)
     camera = camera_of(root)
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
-    out_frames, out_scenario, out_boxes = [], [], []
+    out_frames, out_scenario, out_boxes, used = [], [], [], set()
     for k, (scenario, share) in enumerate(shares(frames, scenarios).items()):
         g, taken = geometries[k], 0
         for row in _rows(root, split, scenario):
@@ -128,6 +129,7 @@ def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int,
                 ep = load_episode(root, row)
             except DatasetError as exc:
                 raise DetectorError(str(exc)) from None
+            used.add(int(row["index"]))
             for t in range(0, len(ep.speed), stride):
                 if taken >= share:
                     break
@@ -144,4 +146,5 @@ def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int,
         if taken < share:
             raise DetectorError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
                                 "collect more episodes")
-    return FrameSet(split, np.stack(out_frames), np.array(out_scenario), tuple(scenarios), geometries, tuple(out_boxes))
+    return FrameSet(split, np.stack(out_frames), np.array(out_scenario), tuple(scenarios), geometries, tuple(out_boxes),
+                    tuple(sorted(used)))

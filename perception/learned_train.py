@@ -46,6 +46,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from steerbench.sim.episodes import by_split
 from steerbench.sim.scenarios import get_scenario
 
 from .classical import ClassicalDetector
@@ -401,7 +402,9 @@ def train_detector(cfg: DetectorTrainConfig) -> dict:
     writer = SummaryWriter(str(logdir / "tb"))
     writer.add_text("hparams", json.dumps({**dataclasses.asdict(cfg), "parameters": params}, indent=1, default=list))
     base = {"kind": "detector", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
-            "decode": {"score_threshold": cfg.score_threshold}, "scenarios": list(cfg.scenarios)}
+            "decode": {"score_threshold": cfg.score_threshold}, "scenarios": list(cfg.scenarios),
+            "episodes": {"trained": by_split(("train", i) for i in train_set.episodes),
+                         "selected": by_split((s, i) for s, d in held.items() for i in d.episodes)}}
     try:
         while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
             epoch = state["epoch"] + 1

@@ -21,6 +21,7 @@ the model was trained on, not a held-out road (docs/scenarios.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from .scenarios import SEED_STRIDE, check_split
 from .types import SPLITS
@@ -87,3 +88,33 @@ def purpose_of(split: str, index: int) -> str | None:
         if r.holds(split, index):
             return r.purpose
     return None
+
+
+# A checkpoint's record of its data: {"trained": {split: runs}, "selected": {split: runs}}, where
+# runs are [first, last] index ranges (train-e2e, train-detector write it; eval reads it).
+SeenRecord = dict[str, dict[str, list[list[int]]]]
+
+
+def index_runs(indices: Iterable[int]) -> list[list[int]]:
+    """Indices as sorted [first, last] runs of consecutive values: [0, 1, 2, 7] -> [[0, 2], [7, 7]]."""
+    runs: list[list[int]] = []
+    for i in sorted(set(int(i) for i in indices)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
+
+def by_split(episodes: Iterable[tuple[str, int]]) -> dict[str, list[list[int]]]:
+    """(split, index) pairs -> {split: index runs}."""
+    out: dict[str, list[int]] = {}
+    for split, index in episodes:
+        out.setdefault(split, []).append(index)
+    return {split: index_runs(ix) for split, ix in sorted(out.items())}
+
+
+def seen_among(record: SeenRecord, split: str, indices: Iterable[int]) -> list[int]:
+    """The `indices` of `split` that a checkpoint's record says it was trained or selected on."""
+    runs = [r for part in record.values() for r in part.get(split, [])]
+    return [i for i in indices if any(lo <= i <= hi for lo, hi in runs)]

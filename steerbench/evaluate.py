@@ -17,6 +17,7 @@ from steerbench.sim.scenarios import episode_seed
 
 from . import report, rundir
 from .backends import Backend
+from .heldout import seen_warnings
 from .parallel import run_episode, run_tasks
 from .results import ResultsStore, row_key
 from .tb import save_strip, write_tensorboard
@@ -79,7 +80,10 @@ def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[Episod
 def run_eval(cfg: EvalConfig) -> EvalOutcome:
     run_dir = Path(cfg.logdir)
     meta = agent_inputs(cfg.agents)
-    rundir.prepare(run_dir, cfg, meta)
+    warnings = seen_warnings(cfg.agents, cfg.split, range(cfg.seed, cfg.seed + cfg.episodes))
+    for w in warnings:
+        print(w.line(), file=sys.stderr)
+    rundir.prepare(run_dir, cfg, meta, notes={"evaluated_on_own_data": [w.as_dict() for w in warnings]} if warnings else None)
     store = ResultsStore(run_dir / "results.jsonl")
     if store.repaired:
         print(f"note: cut a torn last line from {store.path}", file=sys.stderr)

@@ -45,8 +45,9 @@ def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict]) -> dict:
-    """Create or extend `run_dir`, checking that it holds compatible results."""
+def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict], notes: dict | None = None) -> dict:
+    """Create or extend `run_dir`, checking that it holds compatible results; `notes` (warnings
+    about this invocation) are kept with it in config.json."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -76,7 +77,7 @@ def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict]) -> dict:
         config["agents"][label] = meta
     config["invocations"].append(
         {"scenarios": list(cfg.scenarios), "split": cfg.split, "episodes": cfg.episodes, "seed": cfg.seed,
-         "workers": cfg.workers, "agents": [a.label for a in cfg.agents]}
+         "workers": cfg.workers, "agents": [a.label for a in cfg.agents], **(notes or {})}
     )
     config["git_sha"] = _git_sha()
     config["versions"] = _versions()

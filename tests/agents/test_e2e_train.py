@@ -113,3 +113,26 @@ def test_a_run_from_before_a_new_option_still_resumes():
     assert _same_run(json.dumps(old), cfg)
     assert not _same_run(json.dumps(old), TrainConfig(data="d", logdir="l", frames=100))
     assert not _same_run(json.dumps({**old, "lr": 0.5}), cfg)
+
+
+def test_a_checkpoint_records_its_episodes_and_eval_on_them_is_flagged(data, tmp_path, capsys):
+    import json
+
+    train(cfg(data, tmp_path / "run", epochs=1))
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    seen = torch.load(best, weights_only=True)["episodes"]
+    # 3 train episodes and no train-dev split: one whole episode is held out for early stopping
+    assert seen == {"trained": {"train": [[1, 2]]}, "selected": {"train": [[0, 0]]}}
+    args = ["eval", "--agent", "e2e", "--agent-opt", f"e2e.checkpoint={best}", "--scenarios", "merge",
+            "--episodes", "2", "--no-progress"]
+    assert main([*args, "--seed", "0", "--logdir", str(tmp_path / "own")]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: agent 'e2e' is evaluated on 2 train episode(s) its checkpoint {best} was trained or selected on "
+        "(indices 0-1); these scores are training scores (held-out episodes start at --seed 500000)"]
+    invocation = json.loads((tmp_path / "own" / "config.json").read_text())["invocations"][-1]
+    assert invocation["evaluated_on_own_data"] == [
+        {"agent": "e2e", "checkpoint": str(best), "split": "train", "episodes": 2, "first": 0, "last": 1}]
+    assert main([*args, "--logdir", str(tmp_path / "held")]) == 0  # the default: the evaluation range
+    assert "warning:" not in capsys.readouterr().err
+    assert "evaluated_on_own_data" not in json.loads((tmp_path / "held" / "config.json").read_text())["invocations"][-1]

@@ -60,6 +60,10 @@ def test_train_detector_writes_checkpoint_metrics_and_tensorboard(run):
         assert {"precision", "recall", "ap", "loc_error_m", "n_true"} <= set(metrics["splits"][split])
     blob = torch.load(logdir / "checkpoints" / "best.pt", weights_only=True)
     assert blob["kind"] == "detector" and blob["frame"] == {"height": 64, "width": 128, "scaling": 1.75}
+    # the episodes it was fitted and selected on, for eval's warning: the first ones of each split
+    # (150 train frames: one or two merge episodes, as the first ends early or not)
+    assert blob["episodes"]["selected"] == {"dev": [[0, 0]], "train-dev": [[0, 0]]}
+    assert list(blob["episodes"]["trained"]) == ["train"] and blob["episodes"]["trained"]["train"][0][0] == 0
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -1,0 +1,63 @@
+"""Is an agent being evaluated on the episodes its checkpoint was trained or selected on?
+
+`train-e2e` and `train-detector` record in every best.pt the (split, index) runs of the episodes
+that the weights were fitted to and early-stopped on (sim.episodes.SeenRecord). `eval` reads the
+record of every checkpoint an agent's options name and, where the episodes asked for fall in it,
+prints a one-line warning and keeps it in config.json: such a score is a training score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from steerbench.agents.registry import AgentSpec
+from steerbench.sim.episodes import SeenRecord, seen_among
+
+
+@dataclass(frozen=True)
+class SeenWarning:
+    agent: str
+    checkpoint: str
+    split: str
+    episodes: int  # how many of the asked-for episodes the checkpoint saw
+    first: int
+    last: int
+
+    def line(self) -> str:
+        return (f"warning: agent {self.agent!r} is evaluated on {self.episodes} {self.split} episode(s) its "
+                f"checkpoint {self.checkpoint} was trained or selected on (indices {self.first}-{self.last}); "
+                "these scores are training scores (held-out episodes start at --seed 500000)")
+
+    def as_dict(self) -> dict:
+        return {"agent": self.agent, "checkpoint": self.checkpoint, "split": self.split, "episodes": self.episodes,
+                "first": self.first, "last": self.last}
+
+
+def checkpoints_of(spec: AgentSpec) -> list[str]:
+    """The files an agent's options point at as weights: any option named `checkpoint` or `*_checkpoint`."""
+    return [v for k, v in spec.options if (k == "checkpoint" or k.endswith("_checkpoint")) and v and Path(v).is_file()]
+
+
+def seen_record(path: str) -> SeenRecord:
+    """The checkpoint's record of its data (empty for a checkpoint that has none or cannot be read:
+    loading errors are the agent's to report, in one line, when it is built)."""
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours to report here
+        return {}
+    record = blob.get("episodes") if isinstance(blob, dict) else None
+    return record if isinstance(record, dict) else {}
+
+
+def seen_warnings(agents: Sequence[AgentSpec], split: str, indices: range) -> list[SeenWarning]:
+    out = []
+    for spec in agents:
+        for path in checkpoints_of(spec):
+            seen = seen_among(seen_record(path), split, indices)
+            if seen:
+                out.append(SeenWarning(spec.label, path, split, len(seen), min(seen), max(seen)))
+    return out
