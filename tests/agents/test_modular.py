@@ -126,7 +126,7 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     assert "time/merge/train/plan_ms_p95" in acc.Tags()["scalars"]
     # The overlay strip: the plan is drawn in red over the (grey) camera frames.
     assert "media/merge-overlay/train" in acc.Tags()["images"]
-    strip = cv2.imread(str(tmp_path / "media" / "modular" / "merge-overlay_train_0.png"))[..., ::-1]
+    strip = cv2.imread(str(tmp_path / "media" / "modular" / f"merge-overlay_train_{out.rows[0]['index']}.png"))[..., ::-1]
     red = (strip[..., 0] > 200) & (strip[..., 1] < 40) & (strip[..., 2] < 40)
     assert strip.shape[0] == 4 * 64 and red.sum() > 100
 
