@@ -10,9 +10,10 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.scenarios import episode_seed
+from steerbench.sim.types import CameraConfig
 
 from . import report, rundir
 from .backends import Backend
@@ -47,13 +48,17 @@ class EvalOutcome:
     ran: int  # episodes run now (the rest were already in results.jsonl)
 
 
-def agent_inputs(specs: Sequence[AgentSpec]) -> dict[str, dict]:
-    """Build each agent once here: a bad option or checkpoint fails now, with one clear line."""
+def agent_inputs(specs: Sequence[AgentSpec], camera: CameraConfig = CameraConfig()) -> dict[str, dict]:
+    """Build each agent once here: a bad option or checkpoint, or a camera the agent cannot drive
+    with, fails now, with one clear line. `checkpoints` (the content of the files its options
+    name) is part of the agent's identity in the run directory (rundir.prepare)."""
     meta = {}
     for spec in specs:
-        info = check_agent(spec(), spec.label)
+        agent = spec()
+        info = check_agent(agent, spec.label)
+        check_camera(agent, spec.label, camera)
         meta[spec.label] = {"inputs": info.inputs, "target": spec.target, "options": dict(spec.options),
-                            "description": info.description}
+                            "checkpoints": spec.file_hashes(), "description": info.description}
     return meta
 
 
@@ -77,7 +82,7 @@ def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[Episod
 
 def run_eval(cfg: EvalConfig) -> EvalOutcome:
     run_dir = Path(cfg.logdir)
-    meta = agent_inputs(cfg.agents)
+    meta = agent_inputs(cfg.agents, cfg.env.camera)
     rundir.prepare(run_dir, cfg, meta)
     store = ResultsStore(run_dir / "results.jsonl")
     if store.repaired:
