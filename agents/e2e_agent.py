@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from steerbench.sim.types import EpisodeInfo, Observation
+from steerbench.perception.learned import episode_torch
+from steerbench.sim.types import CameraConfig, EpisodeInfo, Observation
 
 from .base import AgentInfo
 from .e2e_train import load_checkpoint
@@ -36,6 +37,17 @@ class E2EAgent:
         self.net.load_state_dict(blob["model"])
         self.net.to(options.device).eval()
         self.device = options.device
+        self.checkpoint = options.checkpoint
+
+    def check_camera(self, camera: CameraConfig) -> None:
+        """Called by the harness before the first episode: the network reads only the frames it
+        was trained on, so another stack, size or colour is one error now, not one per episode."""
+        c = self.config
+        trained = _frames(c.stack, c.width, c.height, c.channels == 3)
+        given = _frames(camera.stack, camera.width, camera.height, camera.color)
+        if given != trained:
+            raise ValueError(f"checkpoint {self.checkpoint} was trained on {trained}; this run's camera gives "
+                             f"{given} (set --stack, --frame-size and --color as in training)")
 
     def reset(self, episode: EpisodeInfo) -> None:
         pass  # stateless: the frame stack carries the history
@@ -46,8 +58,13 @@ class E2EAgent:
         expected = (c.stack, c.height, c.width) + ((3,) if c.channels == 3 else ())
         if obs.frames.shape != expected:
             raise ValueError(f"checkpoint expects frames {expected}, got {obs.frames.shape}")
-        out = self.net(
-            torch.from_numpy(np.ascontiguousarray(obs.frames))[None].to(self.device),
-            torch.tensor([obs.speed], device=self.device), torch.tensor([obs.command], device=self.device),
-        )[0].cpu().numpy()
+        with episode_torch():  # the same bits in every process (perception/learned.py)
+            out = self.net(
+                torch.from_numpy(np.ascontiguousarray(obs.frames))[None].to(self.device),
+                torch.tensor([obs.speed], device=self.device), torch.tensor([obs.command], device=self.device),
+            )[0].cpu().numpy()
         return np.array([0.0, out[0]]) if c.outputs == 1 else out.astype(np.float64)
+
+
+def _frames(stack: int, width: int, height: int, color: bool) -> str:
+    return f"{stack} frames of {width}x{height} {'RGB' if color else 'grayscale'}"

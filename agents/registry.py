@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib
 import typing
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .base import AgentInfo
@@ -160,6 +162,28 @@ class AgentSpec:
         check_agent(agent, self.label)
         return agent
 
+    def file_hashes(self) -> dict[str, str]:
+        """sha256 of the content of each file an option names (a checkpoint, most often), by option
+        name, defaults included: the agent's identity in a run directory, beside its options, so
+        that weights retrained at the same path are another agent."""
+        opts = build_options(self.load_class(), dict(self.options))
+        if opts is None:
+            return {}
+        out = {}
+        for f in dataclasses.fields(opts):
+            value = getattr(opts, f.name)
+            if isinstance(value, (str, Path)) and str(value) and Path(value).is_file():
+                out[f.name] = file_sha256(Path(value))
+        return out
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 def check_agent(agent: Any, label: str) -> AgentInfo:
     for member in ("reset", "act"):
@@ -169,3 +193,16 @@ def check_agent(agent: Any, label: str) -> AgentInfo:
     if not isinstance(info, AgentInfo):
         raise AgentError(f"agent {label!r} must have an `info` attribute of type AgentInfo")
     return info
+
+
+def check_camera(agent: Any, label: str, camera: Any) -> None:
+    """An agent's optional `check_camera(camera: CameraConfig)`, raising ValueError for frames it
+    cannot drive with (a network trained on another frame stack): refused before the first
+    episode, in one line, rather than failing every episode."""
+    check = getattr(agent, "check_camera", None)
+    if not callable(check):
+        return
+    try:
+        check(camera)
+    except ValueError as exc:
+        raise AgentError(f"agent {label!r} cannot drive with this camera: {exc}") from None

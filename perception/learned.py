@@ -28,8 +28,10 @@ load with `torch.load(weights_only=True)`; every problem with one is a one-line 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -42,6 +44,44 @@ from .types import Detection, FrameGeometry
 NORM_SCALE = 64.0  # [grey levels] the frame minus its median grey is divided by this
 REFERENCE_SIZE_M = (5.0, 2.0)  # [m] length, width that the size head predicts the log ratio to
 CHECKPOINT_FORMAT = 1
+
+
+@contextmanager
+def episode_torch() -> Iterator[None]:
+    """Torch as every episode runs it, in whichever process: one thread, deterministic algorithms.
+
+    Why: how a float reduction is split among threads can change its last bits, and a network
+    that steers turns those bits into another episode; an episode must not depend on whether it
+    ran in the driver (torch's default pool, one thread per core) or in a worker. Deterministic
+    algorithms are on with `warn_only`: an op without a deterministic kernel (some CUDA ones)
+    warns rather than failing the episode. The caller's settings come back afterwards, so that
+    training in the same process keeps its threads. It lives here, in the lowest layer that uses
+    torch, for the networks of every layer above (and the harness's job functions).
+    """
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if threads != 1:
+        torch.set_num_threads(1)
+    if not deterministic:
+        _set_deterministic(True, warn_only=True)
+    try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
+        if not deterministic:
+            _set_deterministic(False, warn_only=warn_only)
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    # torch.use_deterministic_algorithms also imports torch._inductor's config (1.3 s, once per
+    # process) to set a flag that only torch.compile reads; episodes compile nothing.
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
 
 
 class DetectorError(ValueError):
@@ -245,8 +285,10 @@ class LearnedDetector:
         self.options = DecodeOptions(score_threshold=score_threshold)
 
     def detect(self, frames: np.ndarray) -> list[Detection]:
-        """Detections in the newest frame of a stack ((stack, H, W[, 3]) or a single frame)."""
-        return self.detect_batch(to_gray(newest(np.asarray(frames)))[None])[0]
+        """Detections in the newest frame of a stack ((stack, H, W[, 3]) or a single frame), made
+        as in every episode (`episode_torch`), wherever this detector runs."""
+        with episode_torch():
+            return self.detect_batch(to_gray(newest(np.asarray(frames)))[None])[0]
 
     @torch.no_grad()
     def detect_batch(self, frames: np.ndarray) -> list[list[Detection]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from typing import Any, Callable, Iterator, Sequence
 KINDS = ("process", "ray")
 RAY_MISSING = "--backend ray needs Ray, which is not installed: pip install 'steerbench[ray]'"
 # What parallel.py gives its spawned workers, set before a worker imports torch or pygame: one
-# thread per worker (one CPU per actor), and an SDL that renders headless and leaves SIGTERM alone.
+# thread per worker (one CPU per actor; and the same bits as any other process: run_job), and an
+# SDL that renders headless and leaves SIGTERM alone.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "offscreen", "SDL_NO_SIGNAL_HANDLERS": "1"}
 TASK_RETRIES = 3  # times a task lost with its actor (process killed, node gone) is run again
+PROBE_TIMEOUT_S = 5.0  # [s] for the TCP connect that checks a Ray address before ray.init
 
 
 class BackendError(RuntimeError):
@@ -36,6 +39,21 @@ class Backend:
             raise BackendError(f"unknown backend {self.kind!r}: expected one of {', '.join(KINDS)}")
         if self.address is not None and self.kind != "ray":
             raise BackendError("--address is for --backend ray")
+
+
+def run_job(job: Callable, runner: Any, task: Any) -> Any:
+    """`job(runner, task)` with torch single-threaded and deterministic (perception.learned's
+    `episode_torch`), in every process that runs episodes: this one (`--workers 1`, error
+    replays), a spawned worker or a Ray actor, for any agent, so that an episode's rows never
+    depend on where it ran. Torch is not imported for it: a process whose agents use no network
+    never pays seconds for it (one that first imports torch inside an episode has
+    OMP_NUM_THREADS=1 in a worker, and steerbench's own networks guard their inference)."""
+    if "torch" not in sys.modules:
+        return job(runner, task)
+    from steerbench.perception.learned import episode_torch
+
+    with episode_torch():
+        return job(runner, task)
 
 
 def require_ray() -> Any:
@@ -77,7 +95,7 @@ class _Worker:
         return None
 
     def run(self, job: Callable, task: Any) -> Any:
-        return job(self.runner, task)
+        return run_job(job, self.runner, task)
 
 
 def ray_tasks(job: Callable, tasks: Sequence[Any], workers: int, backend: Backend) -> Iterator[Any]:
@@ -118,7 +136,33 @@ def connect_ray(address: str | None) -> None:
     """Connect this process to Ray (a new local instance when address is None), once."""
     ray = require_ray()
     if not ray.is_initialized():
+        probe_address(address)
         _connect(ray, address)
+
+
+def probe_address(address: str | None) -> None:
+    """A one-line BackendError, within seconds, when nothing listens at a Ray address
+    (`HOST:PORT`, `ray://HOST:PORT`, or $RAY_ADDRESS for None and "auto"). Why: ray.init retries
+    such an address for minutes, printing its own log lines. Other forms ("auto" without
+    $RAY_ADDRESS, "local", an http:// address) are left to Ray."""
+    if address in (None, "auto"):
+        address = os.environ.get("RAY_ADDRESS")
+    target = _host_port(address) if address else None
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise BackendError(f"cannot connect to Ray at {address}: nothing listens at {target[0]}:{target[1]} "
+                           f"({reason}); start the cluster (ray start --head) or check --address") from None
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host or "/" in host:
+        return None
+    return host.strip("[]"), int(port)  # [::1]:6379 -> ::1
 
 
 def _connect(ray: Any, address: str | None) -> None:

@@ -21,7 +21,7 @@ from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import SUITE, UnknownScenarioError, check_split, parse_scenarios
 from steerbench.sim.types import SPLITS, CameraConfig
 
-from .backends import KINDS, Backend, BackendError, require_ray
+from .backends import KINDS, Backend, BackendError, probe_address, require_ray
 from .results import CorruptResultsError
 from .rundir import RunDirError
 
@@ -212,10 +212,12 @@ def _first_index(args: argparse.Namespace, default: int) -> int:
 
 
 def _backend(args: argparse.Namespace) -> Backend:
-    """The backend asked for; with Ray, checked to be installed now (not after hours of training)."""
+    """The backend asked for; with Ray, checked to be installed and, given an address, to have
+    something listening there, now (not after hours of training)."""
     backend = Backend(args.backend, args.address)
     if backend.kind == "ray":
         require_ray()
+        probe_address(backend.address)
     return backend
 
 

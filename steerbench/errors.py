@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.types import CameraConfig
 
@@ -243,9 +243,8 @@ def replay_tasks(config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> li
         meta = config.get("agents", {}).get(group.agent)
         if meta is None:
             raise ErrorsError(f"agent {group.agent!r} has results but no entry in config.json")
-        if group.agent not in specs:  # built once here: a moved checkpoint fails now, in one line
-            specs[group.agent] = AgentSpec(group.agent, meta["target"], tuple(meta.get("options", {}).items()))
-            check_agent(specs[group.agent](), group.agent)
+        if group.agent not in specs:  # built once here: a moved or changed checkpoint fails now, in one line
+            specs[group.agent] = _replayable(group.agent, meta, env)
         spec = specs[group.agent]
         for k, ep in enumerate(group.episodes[:cfg.clips]):
             out.append((group, k, EpisodeTask(
@@ -253,6 +252,19 @@ def replay_tasks(config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> li
                 index=ep.index, seed=ep.seed, env=env, act_timeout_s=cfg.act_timeout_s, tail_frames=cfg.clip_frames,
             )))
     return out
+
+
+def _replayable(label: str, meta: dict, env: EnvSettings) -> AgentSpec:
+    """The run's agent, checked to be the one that made its rows: the same files behind its options."""
+    spec = AgentSpec(label, meta["target"], tuple(meta.get("options", {}).items()))
+    agent = spec()
+    check_agent(agent, label)
+    check_camera(agent, label, env.camera)
+    recorded = meta.get("checkpoints")  # None: a run from before checkpoints were hashed
+    if recorded is not None and spec.file_hashes() != recorded:
+        raise ErrorsError(f"the files behind agent {label!r}'s options ({', '.join(sorted(recorded)) or 'none'}) "
+                          "changed since the run; its failures cannot be replayed with other weights")
+    return spec
 
 
 def replay_clips(run_dir: Path, config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> list[Clip]:

@@ -10,10 +10,11 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
 from steerbench.sim.scenarios import episode_seed
+from steerbench.sim.types import CameraConfig
 
 from . import report, rundir
 from .backends import Backend
@@ -49,13 +50,17 @@ class EvalOutcome:
     ran: int  # episodes run now (the rest were already in results.jsonl)
 
 
-def agent_inputs(specs: Sequence[AgentSpec]) -> dict[str, dict]:
-    """Build each agent once here: a bad option or checkpoint fails now, with one clear line."""
+def agent_inputs(specs: Sequence[AgentSpec], camera: CameraConfig = CameraConfig()) -> dict[str, dict]:
+    """Build each agent once here: a bad option or checkpoint, or a camera the agent cannot drive
+    with, fails now, with one clear line. `checkpoints` (the content of the files its options
+    name) is part of the agent's identity in the run directory (rundir.prepare)."""
     meta = {}
     for spec in specs:
-        info = check_agent(spec(), spec.label)
+        agent = spec()
+        info = check_agent(agent, spec.label)
+        check_camera(agent, spec.label, camera)
         meta[spec.label] = {"inputs": info.inputs, "target": spec.target, "options": dict(spec.options),
-                            "description": info.description}
+                            "checkpoints": spec.file_hashes(), "description": info.description}
     return meta
 
 
@@ -79,7 +84,7 @@ def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[Episod
 
 def run_eval(cfg: EvalConfig) -> EvalOutcome:
     run_dir = Path(cfg.logdir)
-    meta = agent_inputs(cfg.agents)
+    meta = agent_inputs(cfg.agents, cfg.env.camera)
     warnings = seen_warnings(cfg.agents, cfg.split, range(cfg.seed, cfg.seed + cfg.episodes))
     for w in warnings:
         print(w.line(), file=sys.stderr)

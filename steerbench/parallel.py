@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from steerbench.sim.runner import EpisodeRunner
 
-from .backends import Backend, ray_tasks
+from .backends import WORKER_ENV, Backend, ray_tasks, run_job
 
 Job = Callable[[EpisodeRunner, Any], Any]  # a module-level function, so that it pickles
 
@@ -34,7 +34,7 @@ def run_tasks(job: Job, tasks: Sequence[Any], workers: int, backend: Backend | N
         runner = EpisodeRunner()
         try:
             for t in tasks:
-                yield job(runner, t)
+                yield run_job(job, runner, t)
         finally:
             runner.close()
         return
@@ -55,12 +55,13 @@ def _init_worker() -> None:
     global _RUNNER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     # One core's worth per worker: torch's default thread pool per process oversubscribes the
-    # machine when agents with networks run in several workers (2-3x slower on 2 cores).
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # machine when agents with networks run in several workers (2-3x slower on 2 cores). Set, not
+    # defaulted: an OMP_NUM_THREADS of the user's would change the bits of a network's output.
+    os.environ["OMP_NUM_THREADS"] = WORKER_ENV["OMP_NUM_THREADS"]
     _RUNNER = EpisodeRunner()
 
 
 def _call(item: tuple[Job, Any]) -> Any:
     job, task = item
     assert _RUNNER is not None
-    return job(_RUNNER, task)
+    return run_job(job, _RUNNER, task)

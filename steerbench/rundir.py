@@ -1,7 +1,8 @@
 """Run directories: `config.json` records what made the results beside it.
 
 A run directory may be extended (more agents, scenarios, splits or episodes) but never mixed:
-re-using it with other environment settings, or an agent label with other options, is refused.
+re-using it with other environment settings, or an agent label with other options or with other
+contents of the files its options name (weights retrained at the same checkpoint path), is refused.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict], notes: dict | None
                 f"{run_dir} already has an agent {label!r} with other options {old['options']}; "
                 "give this one another label (--agent NEW=SPEC) or use another --logdir"
             )
+        if old and old.get("checkpoints") is not None:  # None: recorded before checkpoints were hashed
+            _check_files(run_dir, label, meta, old["checkpoints"], meta.get("checkpoints", {}))
         config["agents"][label] = meta
     config["invocations"].append(
         {"scenarios": list(cfg.scenarios), "split": cfg.split, "episodes": cfg.episodes, "seed": cfg.seed,
@@ -85,6 +88,23 @@ def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict], notes: dict | None
     tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, path)  # atomic: a kill never leaves half a config
     return config
+
+
+def _check_files(run_dir: Path, label: str, meta: dict, old: dict[str, str], new: dict[str, str]) -> None:
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        key = changed[0]
+        path = meta["options"].get(key)
+        what = f"{key} {path}" if path else f"default {key}"
+        raise RunDirError(
+            f"{run_dir} already has an agent {label!r} whose {what} had other contents "
+            f"(sha256 {_short(old.get(key))} then, {_short(new.get(key))} now); give this one another label "
+            "(--agent NEW=SPEC) or use another --logdir"
+        )
+
+
+def _short(digest: str | None) -> str:
+    return digest[:12] if digest else "none: no such file"
 
 
 def agents_of(run_dir: Path) -> dict[str, dict]:

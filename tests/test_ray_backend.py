@@ -56,6 +56,21 @@ def test_ray_episodes_match_the_process_backend(ray, tmp_path):
     assert _eval(tmp_path / "ray", RAY).ran == 0  # resumed from results.jsonl
 
 
+def test_ray_actors_run_networks_single_threaded_as_worker_processes_do(ray, tmp_path):
+    from torch_agents_for_tests import PROBE, SINGLE_THREADED, save_net  # imports torch
+
+    agent = AgentSpec("net", PROBE, (("checkpoint", str(save_net(tmp_path / "best.pt", seed=0))),))
+
+    def rows(backend, workers):
+        return _episodes(run_eval(EvalConfig(agents=(agent,), scenarios=("merge",), episodes=1, workers=workers,
+                                             logdir=tmp_path / str(workers), strip_episodes=0, progress=False,
+                                             backend=backend)).rows)
+
+    there = rows(RAY, 1)
+    assert [r["agent_stats"] for r in there.values()] == [SINGLE_THREADED]
+    assert there == rows(Backend(), 2)
+
+
 def test_ray_collects_the_same_dataset(ray, tmp_path):
     def index(out, backend, workers):
         collect(CollectConfig(teacher=AGENTS[1], scenarios=("merge",), episodes=2, workers=workers, out=out,
