@@ -162,19 +162,19 @@ class AgentSpec:
         check_agent(agent, self.label)
         return agent
 
-    def file_hashes(self) -> dict[str, str]:
-        """sha256 of the content of each file an option names (a checkpoint, most often), by option
-        name, defaults included: the agent's identity in a run directory, beside its options, so
-        that weights retrained at the same path are another agent."""
+    def files(self) -> dict[str, Path]:
+        """The existing files the options name (a checkpoint, most often), by option name,
+        defaults included."""
         opts = build_options(self.load_class(), dict(self.options))
         if opts is None:
             return {}
-        out = {}
-        for f in dataclasses.fields(opts):
-            value = getattr(opts, f.name)
-            if isinstance(value, (str, Path)) and str(value) and Path(value).is_file():
-                out[f.name] = file_sha256(Path(value))
-        return out
+        values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+        return {k: Path(v) for k, v in values.items() if isinstance(v, (str, Path)) and str(v) and Path(v).is_file()}
+
+    def file_hashes(self) -> dict[str, str]:
+        """sha256 of the content of each file an option names: the agent's identity in a run
+        directory, beside its options, so that weights retrained at the same path are another agent."""
+        return {k: file_sha256(p) for k, p in self.files().items()}
 
 
 def file_sha256(path: Path) -> str:

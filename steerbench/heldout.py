@@ -35,12 +35,7 @@ class SeenWarning:
                 "first": self.first, "last": self.last}
 
 
-def checkpoints_of(spec: AgentSpec) -> list[str]:
-    """The files an agent's options point at as weights: any option named `checkpoint` or `*_checkpoint`."""
-    return [v for k, v in spec.options if (k == "checkpoint" or k.endswith("_checkpoint")) and v and Path(v).is_file()]
-
-
-def seen_record(path: str) -> SeenRecord:
+def seen_record(path: Path) -> SeenRecord:
     """The checkpoint's record of its data (empty for a checkpoint that has none or cannot be read:
     loading errors are the agent's to report, in one line, when it is built)."""
     import torch
@@ -56,8 +51,8 @@ def seen_record(path: str) -> SeenRecord:
 def seen_warnings(agents: Sequence[AgentSpec], split: str, indices: range) -> list[SeenWarning]:
     out = []
     for spec in agents:
-        for path in checkpoints_of(spec):
+        for path in spec.files().values():  # a file without a record (not a checkpoint) has none to warn of
             seen = seen_among(seen_record(path), split, indices)
             if seen:
-                out.append(SeenWarning(spec.label, path, split, len(seen), min(seen), max(seen)))
+                out.append(SeenWarning(spec.label, str(path), split, len(seen), min(seen), max(seen)))
     return out
