@@ -204,7 +204,7 @@ def test_tail_frames_are_the_last_frames_and_rows_do_not_change(runner):
         return d
     assert without_wall(tail) == without_wall(plain) == without_wall(everything)
     assert set(plain.row()) == {"agent", "scenario", "split", "index", "seed", "command", "metrics",
-                                "steering_hist", "error", "agent_stats"}
+                                "steering_hist", "error", "reference", "agent_stats"}
 
 
 def test_tail_overlays_line_up_with_the_frames(runner):
