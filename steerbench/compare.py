@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 from steerbench.agents.registry import AgentSpec
 from steerbench.sim.runner import EnvSettings
@@ -25,8 +26,8 @@ from .contestants import Contestant
 from .evaluate import EvalConfig, run_eval
 from .models import EVAL_INDEX, Budget, Models, Timing
 from .results import ResultsStore, row_key
-from .study import Entry, cells, modular_vs_e2e
-from .study_report import StudyData, figures, markdown, write_tensorboard
+from .study import PRIMARY, Entry, Pair, cells, modular_vs_e2e
+from .study_report import INTERVALS, PAIRS, StudyData, figures, markdown, write_tensorboard
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,22 @@ def write_report(data: StudyData, run_dir: Path, cfg: CompareConfig) -> Path:
 
 def compare_json(d: StudyData) -> dict:
     return {
+        "statistics": {"intervals": INTERVALS, "pairs": PAIRS, "primary": PRIMARY, "correction": "holm",
+                       "alpha": 0.05, "primary_contrasts": sum(p.test.primary for p in d.pairs)},
         "contestants": [{"name": e.name, "family": e.family, "inputs": e.inputs, "labels": list(e.labels),
                          "training_seeds": list(e.seeds)} for e in d.entries],
         "cells": [{"contestant": c.contestant, "scenario": c.scenario, "split": c.split, "n": c.n,
-                   "metrics": {m: est.as_dict() for m, est in c.metrics.items()},
+                   "interval": c.interval, "metrics": {m: est.as_dict() for m, est in c.metrics.items()},
                    "seeds": {m: s.as_dict() for m, s in c.seeds.items()}} for c in d.cells],
         "pairs": [{"modular": p.a, "e2e": p.b, "scenario": p.scenario, "split": p.split, "metric": p.metric,
-                   **p.test.as_dict()} for p in d.pairs],
+                   **p.test.as_dict(), **_needed(p, d.pairs)} for p in d.pairs],
         "timings": [t.as_dict() for t in d.timings],
     }
+
+
+def _needed(p: Pair, pairs: Sequence[Pair]) -> dict:
+    """For an unresolved primary contrast, what would resolve it (as in the report's table)."""
+    if not p.test.primary or p.test.significant() or not p.test.levels:
+        return {}
+    alpha = 0.05 / sum(q.test.primary for q in pairs)
+    return {"needed_for_80pct_power": {**p.test.needed(alpha).as_dict(), "alpha": alpha}}

@@ -4,7 +4,7 @@ For every dataset size N: the end-to-end networks (S, M, L by default) and the m
 learned detector are trained on the same first N train frames (one documented order, see
 `agents.e2e_train.first_frames`), then every model and two references (the expert and the modular
 agent with ground-truth detection) drive the same episodes. Output in the run directory:
-`scale.csv`, `figures/scaling.png` (driving score vs N, log x, 95% bootstrap bands), `scale.md`
+`scale.csv`, `figures/scaling.png` (driving score vs N, log x, 95% bands), `scale.md`
 and TensorBoard runs `tb/scale/<model>` with the tag `scale/<split>/driving_score` (and `_low`,
 `_high`) at step N, so the curves overlay; the references are drawn as flat lines there too.
 """
@@ -29,11 +29,14 @@ from .evaluate import EvalConfig, run_eval
 from .models import EVAL_INDEX, Budget, Models, Timing
 from .report import table
 from .results import ResultsStore
-from .stats import PairedTest, format_p
+from .stats import PairedTest, holm_family
 from .study import OVERALL, Cell, Entry, cell, pair
 
 REFERENCES = ("expert", "modular-gt-map")
 MODULAR = "modular-learned-map"  # the modular curve: its detector trains on the same N frames
+PRIMARY = ("at each N, every network minus the modular agent (same N, same episodes), and for each curve its "
+           "largest N minus the N before (still improving?), Holm-corrected together; the curves' other steps "
+           "are exploratory")
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
     rows = list(ResultsStore(run_dir / "results.jsonl"))
     wanted = [r for r in rows if r["split"] == cfg.split and cfg.seed <= r["index"] < cfg.seed + cfg.episodes
               and r["scenario"] in cfg.scenarios]
-    points = [_point(wanted, entries, b.name, n, sorted(cfg.frames), cfg.split, cfg.detector)
-              for b in bases for n in sorted(cfg.frames)]
+    points = declare_primary([_point(wanted, entries, b.name, n, sorted(cfg.frames), cfg.split, cfg.detector)
+                              for b in bases for n in sorted(cfg.frames)])
     refs = {r: cell(wanted, entries[r], OVERALL, cfg.split) for r in REFERENCES}
     outcome = ScaleOutcome(run_dir, points, refs, timings)
     write_outputs(outcome, cfg)
@@ -114,6 +117,19 @@ def _point(rows: Sequence[dict], entries: dict[str, Entry], model: str, n: int, 
     gap = (pair(rows, here, entries[f"{MODULAR}-n{n}"], OVERALL, split).test
            if modular and model.startswith("e2e") else None)
     return Point(model, n, cell(rows, here, OVERALL, split), before, gap)
+
+
+def declare_primary(points: Sequence[Point]) -> list[Point]:
+    """`PRIMARY` marked and Holm-corrected: which tests count is fixed by the sizes and models."""
+    largest = {p.model: max(q.frames for q in points if q.model == p.model) for p in points}
+    slots = [(i, "vs_modular") for i, p in enumerate(points) if p.vs_modular is not None]
+    slots += [(i, "vs_previous") for i, p in enumerate(points)
+              if p.vs_previous is not None and p.frames == largest[p.model]]
+    tests = holm_family([getattr(points[i], f) for i, f in slots], [True] * len(slots))
+    out = list(points)
+    for (i, f), t in zip(slots, tests):
+        out[i] = dataclasses.replace(out[i], **{f: t})
+    return out
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -141,21 +157,28 @@ def _reference_label(name: str) -> str:
 def _csv(out: ScaleOutcome, path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "frames", "driving_score", "ci_low", "ci_high", "success", "episodes", "training_seeds"])
+        w.writerow(["model", "frames", "driving_score", "ci_low", "ci_high", "success", "episodes", "training_seeds",
+                    "interval"])
         for p in out.points:
             w.writerow([p.model, p.frames, *(f"{v:.4f}" for v in _ds(p.cell)),
                         f"{p.cell.metrics['success'].mean:.4f}", p.cell.n,
-                        p.cell.seeds.get("driving_score").n if p.cell.seeds else 0])
+                        p.cell.seeds.get("driving_score").n if p.cell.seeds else 0, p.cell.interval])
         for name, c in out.references.items():
-            w.writerow([name, "", *(f"{v:.4f}" for v in _ds(c)), f"{c.metrics['success'].mean:.4f}", c.n, 0])
+            w.writerow([name, "", *(f"{v:.4f}" for v in _ds(c)), f"{c.metrics['success'].mean:.4f}", c.n, 0,
+                        c.interval])
 
 
 def findings(out: ScaleOutcome) -> list[str]:
     """What the curves show, in words computed from the points (no claim the data cannot back)."""
     lines = []
-    for model in dict.fromkeys(p.model for p in out.points if p.model.startswith("e2e")):
+    for model in dict.fromkeys(p.model for p in out.points):
         curve = sorted((p for p in out.points if p.model == model), key=lambda p: p.frames)
-        lines.append(f"- {model}: {_crossing(curve)}; {_trend(curve)}.")
+        crossing = f"{_crossing(curve)}; " if model.startswith("e2e") else ""
+        lines.append(f"- {model}: {crossing}{_trend(curve)}.")
+    primary = sum(t is not None and t.primary for p in out.points for t in (p.vs_modular, p.vs_previous))
+    if primary:
+        lines.append(f"- \"Resolved\" is decided on Holm's p over the {primary} primary contrasts, declared before "
+                     f"the run: {PRIMARY}.")
     seeds = {p.cell.seeds["driving_score"].n if p.cell.seeds else 1 for p in out.points}
     if lines and max(seeds) < 2:
         lines.append("- Paired tests are over episodes of one trained model per point: they do not include the "
@@ -193,7 +216,7 @@ def _trend(curve: Sequence[Point]) -> str:
 
 def _diff(t: PairedTest) -> str:
     d = t.difference
-    return f"paired difference {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}], {format_p(t.p_value)}"
+    return f"paired difference {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}], {t.p_text()}"
 
 
 def scale_table(out: ScaleOutcome, frames: Sequence[int], markdown: bool) -> str:
@@ -210,7 +233,10 @@ def scale_markdown(out: ScaleOutcome, cfg: ScaleConfig, figure: Path) -> str:
 
     return "\n".join([
         "# Driving score vs training data", "", header_text(cfg), "",
-        f"Driving score over {len(cfg.scenarios)} scenario(s) x {cfg.episodes} episodes, 95% bootstrap intervals.", "",
+        f"Driving score over {len(cfg.scenarios)} scenario(s) x {cfg.episodes} episodes, 95% intervals: over "
+        "training seeds and episodes (two-level t) where a model has several training seeds, else a BCa bootstrap "
+        "over episodes. Paired tests are on the same episodes, each side's training seeds in the uncertainty "
+        "(docs/study.md).", "",
         scale_table(out, cfg.frames, markdown=True), "",
         f"![scaling]({figure.relative_to(out.run_dir)})", "", "What it shows:", "", *findings(out), "",
         "## Time", "", timings_table(out.timings), ""])

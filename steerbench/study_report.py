@@ -21,7 +21,8 @@ from . import plots
 from .errors import analyse
 from .models import Timing
 from .report import table
-from .study import OVERALL, Cell, Entry, Pair
+from .stats import format_p
+from .study import OVERALL, PRIMARY, Cell, Entry, Pair
 
 REPORT_METRICS = (("driving_score", "driving score"), ("success", "success"), ("collision", "collision"),
                   ("route_completion", "route completion"), ("steering_smoothness", "steer rate /s"))
@@ -72,11 +73,46 @@ def scenario_table(d: StudyData, split: str, metric: str = "driving_score") -> s
     return table(header, body, markdown=True)
 
 
-def pairs_table(pairs: Sequence[Pair]) -> str:
-    header = ["split", "scenario", "modular", "end-to-end", "n", "difference (modular - e2e)", "verdict"]
-    body = [[p.split, p.scenario, p.a, p.b, str(p.test.n), p.test.difference.fmt(), p.test.verdict(p.a, p.b)]
-            for p in pairs]
+def pairs_table(pairs: Sequence[Pair], power: bool = False) -> str:
+    """`power`: a column saying what would resolve each unresolved pair (`PairedTest.needed`)."""
+    header = ["split", "scenario", "modular", "end-to-end", "n", "difference (modular - e2e)", "p", "Holm p",
+              "verdict"] + (["to resolve (80% power)"] if power else [])
+    body = [[p.split, p.scenario, p.a, p.b, str(p.test.n), p.test.difference.fmt(), format_p(p.test.p_value),
+             format_p(p.test.p_holm) if p.test.primary else "-", p.test.verdict(p.a, p.b)]
+            + ([_to_resolve(p, 0.05 / len(pairs))] if power else []) for p in pairs]
     return table(header, body, markdown=True)
+
+
+def _to_resolve(p: Pair, alpha: float) -> str:
+    return "-" if p.test.significant() or not p.test.levels else p.test.needed(alpha).fmt()
+
+
+INTERVALS = ("Means over episodes and, for a learned contestant, over its copies (one per training seed), "
+             "with 95% intervals. With several training seeds the interval covers both levels, the seeds "
+             "one could have trained and the episodes one could have drawn (a two-level t interval: each "
+             "level's variance widened by its own t quantile, docs/study.md); with one seed, or nothing "
+             "learned, it is a BCa bootstrap over episodes. `seeds` gives the mean ± sd of the copies' own means.")
+PAIRS = ("Driving score, modular minus end-to-end, on the episodes every copy of both ran; the interval and p "
+         "include each side's training seeds (two-level t, p by inverting the interval, so p < 0.05 exactly "
+         "when the 95% interval excludes 0).")
+
+
+def pairs_section(pairs: Sequence[Pair]) -> list[str]:
+    primary = [p for p in pairs if p.test.primary]
+    exploratory = [p for p in pairs if not p.test.primary and p.scenario == OVERALL]
+    out = ["## Modular vs end-to-end, paired on the same episodes", "", PAIRS, "",
+           f"### Primary contrasts ({len(primary)}, Holm-corrected together)", "",
+           "Declared before the run, from the line-up alone. " + PRIMARY, ""]
+    out += [pairs_table(primary, power=True) if primary else "None in this line-up: it needs a modular contestant "
+            "with pixels or pixels+map inputs and an end-to-end one.", ""]
+    if primary:
+        out += ["`to resolve`: the training seeds per learned contestant (episodes as now), or the episodes (seeds as "
+                "now), with which a true difference of the size observed would be resolved 80% of the time at "
+                f"p < 0.05/{len(primary)} (enough for Holm whatever the other contrasts do), if the variances per "
+                "seed and per episode stay as estimated.", ""]
+    if exploratory:
+        out += ["### Exploratory (no correction; a hint, not a finding)", "", pairs_table(exploratory), ""]
+    return out + ["Per scenario (exploratory): `compare.json`.", ""]
 
 
 COPY_STRIDE = 10**9  # pooled copies keep distinct episode keys: index + copy number * COPY_STRIDE
@@ -109,20 +145,18 @@ def timings_table(timings: Sequence[Timing]) -> str:
 
 
 def markdown(d: StudyData, figures: dict[str, Path], run_dir: Path) -> str:
-    parts = ["# Modular vs end-to-end: comparison report", "", d.header, "",
-             "Means with 95% bootstrap confidence intervals over episodes (BCa). A learned contestant "
-             "is trained with several seeds: its value per episode is the mean over its copies, and "
-             "`seeds` gives the mean ± sd over the copies' own means.", ""]
+    parts = ["# Modular vs end-to-end: comparison report", "", d.header, "", INTERVALS, ""]
+    single = [e.name for e in d.entries if len(e.seeds) == 1]
+    if single:
+        parts += [f"Trained with one seed: {', '.join(single)}. Their intervals and tests are over episodes only "
+                  "and leave out the variation between training seeds (`--train-seeds 0,1,2` measures it).", ""]
     for split in d.splits:
         parts += [f"## {split} split", "", results_table(d, split), "", "Driving score per scenario:", "",
                   scenario_table(d, split), ""]
         parts += [f"![{name}]({path.relative_to(run_dir)})" for name, path in figures.items() if split in name]
         parts += [""]
-    pairs = [p for p in d.pairs if p.scenario == OVERALL]
-    if pairs:
-        parts += ["## Modular vs end-to-end, paired on the same episodes", "",
-                  "Driving score; Wilcoxon signed-rank test, bootstrap CI of the mean difference. "
-                  "Per scenario: `compare.json`.", "", pairs_table(pairs), ""]
+    if d.pairs:
+        parts += pairs_section(d.pairs)
     parts += ["## Error analysis (top categories)", "", "Ranked by the driving score each failure category "
               "costs per episode; `steerbench errors RUN` adds clips.", "", errors_section(d), ""]
     parts += ["## Time", "", timings_table(d.timings), ""]

@@ -47,7 +47,8 @@ def test_report_has_tables_figures_pairs_and_times(compared):
     out, _ = compared
     md = out.report.read_text()
     for needle in ("## train split", "## test split", "expert | privileged", "e2e-S | pixels",
-                   "keeper | privileged", "(3 seeds)", "Modular vs end-to-end", "## Error analysis", "## Time"):
+                   "keeper | privileged", "(3 seeds)", "Modular vs end-to-end", "### Primary contrasts (0,",
+                   "### Exploratory", "## Error analysis", "## Time"):
         assert needle in md, needle
     figures = sorted(p.name for p in (out.run_dir / "figures").glob("*.png"))
     assert len(figures) == 6
@@ -64,6 +65,12 @@ def test_pairs_cover_every_split_overall_and_per_scenario(compared):
     keys = {(p["modular"], p["e2e"], p["split"], p["scenario"]) for p in doc["pairs"]}
     assert keys == {("modular-gt-map", "e2e-S", s, sc) for s in ("train", "test") for sc in (OVERALL, "merge")}
     assert all(p["n"] == 2 for p in doc["pairs"])
+    # ground-truth detection is privileged: a reference, so no primary contrast in this line-up
+    assert all(p["family"] == "exploratory" and p["p_holm"] is None for p in doc["pairs"])
+    assert doc["statistics"]["primary_contrasts"] == 0 and doc["statistics"]["correction"] == "holm"
+    intervals = {c["contestant"]: c["interval"] for c in doc["cells"]}
+    assert "training seeds" in intervals["e2e-S"] and intervals["expert"].startswith("episodes")
+    assert "(1 vs 3)" in doc["pairs"][0]["method"]  # training seeds: modular-gt-map, e2e-S
 
 
 def test_tensorboard_overlays_contestants_with_hparams_and_report(compared):

@@ -93,3 +93,25 @@ def test_findings_follow_the_paired_tests():
     assert "stays below the modular agent up to N = 3000" in text["e2e-M"] and "worse with more data" in text["e2e-M"]
     assert "no resolved change" in text["e2e-L"]
     assert any("variation between training seeds" in line for line in findings(out))
+
+
+def test_primary_contrasts_are_each_gap_to_the_modular_agent_and_each_curves_last_step():
+    from steerbench.scale import declare_primary
+    from steerbench.stats import holm
+
+    rng = np.random.default_rng(4)
+    t = lambda: paired_test(rng.normal(0.05, 0.2, 30), np.zeros(30))  # noqa: E731
+    points = [_point("e2e-S", n, 0.3, t() if n > 1000 else None, t()) for n in (1000, 3000, 10000)]
+    points += [_point("modular-learned-map", n, 0.7, t() if n > 1000 else None) for n in (1000, 3000, 10000)]
+    marked = declare_primary(points)
+    primary = [(p.model, p.frames, kind) for p in marked for kind, test in
+               (("gap", p.vs_modular), ("step", p.vs_previous)) if test is not None and test.primary]
+    assert sorted(primary) == sorted([("e2e-S", n, "gap") for n in (1000, 3000, 10000)]
+                                     + [("e2e-S", 10000, "step"), ("modular-learned-map", 10000, "step")])
+    assert not marked[1].vs_previous.primary  # an earlier step of the curve: exploratory
+    tests = [p.vs_modular for p in marked[:3]] + [marked[2].vs_previous, marked[5].vs_previous]
+    raw = [p.vs_modular for p in points[:3]] + [points[2].vs_previous, points[5].vs_previous]
+    assert [x.p_holm for x in tests] == pytest.approx(holm([x.p_value for x in raw]))
+    text = findings(ScaleOutcome(Path("."), marked, {}))
+    assert any(line.startswith("- modular-learned-map: ") for line in text)
+    assert any("5 primary contrasts" in line for line in text) and any("Holm" in line for line in text)
