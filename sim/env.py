@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from . import fastcore, fastdraw
 from .camera import EGO_COLOR, Camera, Pose, to_gray
-from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering
+from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering, predicted_path
 from .scenarios import Appearance, get_scenario
 from .types import CameraConfig, EpisodeReference, GroundTruth, Mode, RoadPrior, StepRecord, VehicleState
 
@@ -237,8 +237,14 @@ class SteerEnv(gym.Env):
     def _cruise_command(self, steering: float) -> float:
         ego = vehicle_state(self.core.vehicle)
         others = self.ground_truth().others
+        path = self._predicted_path(ego, steering, self.cruise.radar)
+        return self.cruise.accel(ego, others, self.desired_speed(), path=path)
+
+    def _predicted_path(self, ego: VehicleState, steering: float, radar: Radar) -> np.ndarray:
+        """The ego's path as the cruise control and the TTC metric predict it: from its pose and
+        the road; the steering command counts only at a crawl (sim/longitudinal.py `predicted_path`)."""
         curvature = curvature_from_steering(steering, ego.length, STEERING_RANGE)
-        return self.cruise.accel(ego, others, self.desired_speed(), curvature)
+        return predicted_path(self.core.road.network, ego, radar.distances, self.route_lanes(), curvature)
 
     def _colour_traffic(self) -> None:
         palette = self.look.traffic_colors
@@ -276,7 +282,8 @@ class SteerEnv(gym.Env):
         if not edges or ego.lane_index[:2] in edges:
             progress = s - lane.local_coordinates(self._prev_pos)[0]
         self._prev_pos = ego.position.copy()
-        tgt = self.radar.target(vehicle_state(ego), self.ground_truth().others, curvature_from_steering(action[1], ego.LENGTH))
+        state = vehicle_state(ego)
+        tgt = self.radar.target(state, self.ground_truth().others, path=self._predicted_path(state, action[1], self.radar))
         ttc = tgt.gap / tgt.closing_speed if tgt and tgt.closing_speed > 0.1 else float("inf")
         return StepRecord(
             time=self.time, speed=float(ego.speed), lateral_offset=float(lateral),

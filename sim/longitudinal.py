@@ -2,9 +2,24 @@
 
 In `steering` mode the harness drives the throttle of every agent with `AdaptiveCruise`, so that
 contestants differ only in steering. The radar measures what a real ACC radar measures: range
-and range-rate of objects inside its field of view, along the path predicted from the ego's
-current yaw rate. It also brakes for crossing traffic predicted to meet the ego's path within a
-short horizon (the automatic-emergency-braking part), because a steering-only agent cannot.
+and range-rate of objects inside its field of view, near the ego's predicted path. It also
+brakes for crossing traffic predicted to meet that path within a short horizon (the
+automatic-emergency-braking part), because a steering-only agent cannot.
+
+The predicted path (`predicted_path`) comes from the ego's pose and the road, not from its
+steering command: the arc of one step's command of 0.01 (a little jitter) passes 2 m beside a
+leader 50 m ahead, so the radar dropped the leader and the cruise drove noisy steerers into it.
+Like a production ACC's lane-based path prediction, the path follows the centre line of the lane
+the ego is on (and the lanes after it, along the scenario's route), held at the ego's current
+lateral offset, plus a drift from the ego's heading relative to the lane: the ego keeps that
+relative heading for about a second of travel, then runs parallel to the lane, and the drift
+ends on the first lane centre in its heading's direction (a car heading back to its lane's
+centre settles there, one leaving its lane settles in the next). Heading is the integral of the
+yaw rate, so it is already a low-pass record of the motion: one step's command moves it by a
+fraction of a degree. Below a crawl (3 m/s) the arc of the steering command is blended in,
+fully at a standstill: a stopped car's pose cannot show where it will go, and without it a car
+stopped behind an obstacle could never pull out round it. The model has no state, and it is the
+same function of pose, road and applied command for every contestant.
 """
 
 from __future__ import annotations
@@ -14,8 +29,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from highway_env.road.lane import AbstractLane, CircularLane, SineLane, StraightLane
 
-from .types import VehicleState
+from .types import LaneIndex, VehicleState
 
 
 @dataclass(frozen=True)
@@ -86,11 +102,143 @@ def predict(v: VehicleState, times: np.ndarray, yaw_rate: float | None = None) -
     return v.position + np.stack([r * (np.sin(h) - np.sin(v.heading)), -r * (np.cos(h) - np.cos(v.heading))], axis=1)
 
 
+@dataclass(frozen=True)
+class PathParams:
+    """The ego's predicted path: its lane's centre line, shifted by its offset and heading."""
+
+    heading_memory: float = 1.0  # [s] travel over which the ego keeps its heading relative to the lane
+    min_memory: float = 1.0  # [m] floor on that distance, for a (nearly) stopped ego
+    max_heading_error_deg: float = 60.0  # [deg] beyond this no lane describes the motion: a straight ray
+    # [m/s] below this the steering command's arc is blended in (weight 1 - speed / this): a
+    # (nearly) stopped car cannot show by its motion where it will go, so a driver steering round
+    # a stopped car would otherwise be held behind it for ever; at a crawl IDM reacts only to
+    # objects a few metres ahead, where a command's jitter bends the arc by centimetres.
+    command_speed: float = 3.0
+    sample_step: float = 2.0  # [m] lane sampling; resampled to the radar's 1 m (chord error < 3 cm at R 20 m)
+    max_segments: int = 8  # lane segments followed ahead
+
+
+def predicted_path(
+    network,
+    ego: VehicleState,
+    distances: np.ndarray,
+    route: Sequence[LaneIndex] = (),
+    curvature: float = 0.0,
+    p: PathParams = PathParams(),
+) -> np.ndarray:
+    """(len(distances), 2) world points of the ego's predicted path at those arc lengths [m].
+
+    `network` is highway-env's `RoadNetwork`; `route` the scenario's lanes (lane id None: any),
+    followed where the ego is on it, else the road ahead that continues its lane. `curvature`
+    [1/m] is the steering command's, used only below `p.command_speed`."""
+    path = _lane_path(network, ego, distances, route, p)
+    w = float(np.clip(1.0 - ego.speed / p.command_speed, 0.0, 1.0))
+    if w > 0.0:
+        arc = predict(dataclasses.replace(ego, speed=1.0), distances, yaw_rate=curvature)
+        path = _resample((1.0 - w) * path + w * arc, distances, ego.heading)
+    return path
+
+
+def _lane_path(network, ego: VehicleState, distances: np.ndarray, route: Sequence[LaneIndex], p: PathParams) -> np.ndarray:
+    """The path from the pose and the road alone (see the module docstring)."""
+    if ego.lane_index is None:
+        return _ray(ego, distances)
+    lane = network.get_lane(ego.lane_index)
+    s0, d0 = lane.local_coordinates(ego.position)
+    error = _wrap(ego.heading - lane.heading_at(s0))
+    if abs(error) > np.radians(p.max_heading_error_deg):
+        return _ray(ego, distances)
+    memory = max(ego.speed * p.heading_memory, p.min_memory)
+    width = float(lane.width_at(s0))
+    # Lane arc length to sample: an offset path inside a curve is a little shorter than the lane
+    # (and `_resample` goes straight on past the end), so a margin.
+    reach = 1.1 * float(distances[-1]) + p.sample_step
+
+    # The drift ends at the first lane centre ahead of the ego in its heading's direction: a car
+    # heading back to its lane's centre settles there, one leaving its lane settles in the next.
+    if error >= 0:
+        settle = width * np.floor(d0 / width + 1.0)
+    else:
+        settle = width * np.ceil(d0 / width - 1.0)
+
+    def offset(travelled: np.ndarray) -> np.ndarray:
+        shifted = d0 + np.tan(error) * memory * (1.0 - np.exp(-travelled / memory))
+        return np.minimum(shifted, settle) if error >= 0 else np.maximum(shifted, settle)
+
+    points = [ego.position[None, :]]
+    index, s, travelled = ego.lane_index, float(s0), 0.0
+    for _ in range(p.max_segments):
+        end = min(float(lane.length), s + reach - travelled)
+        if end > s:
+            ss = np.append(np.arange(s + p.sample_step, end, p.sample_step), end)
+            points.append(_lane_points(lane, ss, offset(travelled + ss - s)))
+            travelled += end - s
+        if travelled >= reach:
+            break
+        nxt = network.next_lane(index, route=_remaining(route, index), position=lane.position(lane.length, 0.0))
+        if nxt == index:  # the road ends here
+            break
+        index, lane = nxt, network.get_lane(nxt)
+        # Go on from abreast of the last point, never back: joined lanes may overlap a little,
+        # and the ego may already be past its lane's end before its lane index moves on.
+        s = max(float(lane.local_coordinates(points[-1][-1])[0]), 0.0)
+    path = np.concatenate(points)
+    return _resample(path, distances, ego.heading)
+
+
+def _remaining(route: Sequence[LaneIndex], index: LaneIndex) -> list | None:
+    """A fresh copy of the route from the ego's edge on, or None off it: stock `next_lane` pops
+    the list it is given, and logs a warning for a route that does not start at the edge."""
+    edges = [r[:2] for r in route]
+    if index[:2] not in edges:
+        return None
+    return [tuple(r) for r in route[edges.index(index[:2]):]]
+
+
+def _lane_points(lane: AbstractLane, s: np.ndarray, lateral: np.ndarray) -> np.ndarray:
+    """`lane.position` for many points; exact types only, since a subclass may override it."""
+    kind = type(lane)
+    if kind in (StraightLane, SineLane):
+        if kind is SineLane:
+            lateral = lateral + lane.amplitude * np.sin(lane.pulsation * s + lane.phase)
+        return lane.start + s[:, None] * lane.direction + lateral[:, None] * lane.direction_lateral
+    if kind is CircularLane:
+        phi = lane.direction * s / lane.radius + lane.start_phase
+        r = lane.radius - lateral * lane.direction
+        return lane.center + r[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    return np.array([lane.position(a, b) for a, b in zip(s, lateral)])
+
+
+def _resample(path: np.ndarray, distances: np.ndarray, heading: float) -> np.ndarray:
+    """Points at the given arc lengths along a polyline; past its end, straight on."""
+    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    keep = np.append(True, seg > 1e-9)
+    path, seg = path[keep], seg[seg > 1e-9]
+    if len(path) < 2:
+        return path[0] + np.outer(distances, [np.cos(heading), np.sin(heading)])
+    arc = np.append(0.0, np.cumsum(seg))
+    out = np.stack([np.interp(distances, arc, path[:, 0]), np.interp(distances, arc, path[:, 1])], axis=1)
+    beyond = distances > arc[-1]
+    if beyond.any():
+        tangent = (path[-1] - path[-2]) / seg[-1]
+        out[beyond] = path[-1] + np.outer(distances[beyond] - arc[-1], tangent)
+    return out
+
+
+def _ray(ego: VehicleState, distances: np.ndarray) -> np.ndarray:
+    return ego.position + np.outer(distances, [np.cos(ego.heading), np.sin(ego.heading)])
+
+
+def _wrap(angle: float) -> float:
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
 class Radar:
     """Finds the most constraining object ahead: an in-path lead or a predicted crossing.
 
-    The ego's path is the arc of its current steering; other vehicles move at constant speed
-    and turn rate, as a tracking radar estimates them.
+    The ego's path is given as points every metre (`distances`), normally `predicted_path`'s;
+    without one it is the arc of `curvature`. Other vehicles move at constant speed and turn
+    rate, as a tracking radar estimates them.
     """
 
     def __init__(self, params: RadarParams = RadarParams()) -> None:
@@ -99,11 +247,22 @@ class Radar:
         self._t = np.arange(0.0, params.conflict_horizon + 1e-9, params.step)
         self._reach = int(params.conflict_reach) + 1
 
+    @property
+    def distances(self) -> np.ndarray:
+        """[m] arc lengths at which the radar wants the ego's path (from 0, every metre)."""
+        return self._s.copy()
+
     def target(
-        self, ego: VehicleState, others: Sequence[VehicleState], curvature: float = 0.0
+        self,
+        ego: VehicleState,
+        others: Sequence[VehicleState],
+        curvature: float = 0.0,
+        path: np.ndarray | None = None,
     ) -> RadarTarget | None:
-        unit = dataclasses.replace(ego, speed=1.0)
-        path = predict(unit, self._s, yaw_rate=curvature)  # arc, sampled every metre
+        if path is None:
+            path = predict(dataclasses.replace(ego, speed=1.0), self._s, yaw_rate=curvature)  # an arc
+        elif path.shape != (len(self._s), 2):
+            raise ValueError(f"path must be {len(self._s)} points, one per metre from the ego; got {path.shape}")
         best: RadarTarget | None = None
         for other in others:
             if not self._visible(ego, other):
@@ -177,8 +336,11 @@ class AdaptiveCruise:
         others: Sequence[VehicleState],
         desired_speed: float,
         curvature: float = 0.0,
+        path: np.ndarray | None = None,
     ) -> float:
-        tgt = self.radar.target(ego, others, curvature)
+        """`path`: the ego's predicted path at `self.radar.distances`; without it, the arc of
+        `curvature` [1/m]."""
+        tgt = self.radar.target(ego, others, curvature, path)
         if tgt is None:
             a = idm_acceleration(ego.speed, desired_speed, p=self.p.idm)
         else:
