@@ -60,6 +60,8 @@ def test_expert_overtakes_a_slow_leader(runner):
 
 
 def test_expert_takes_the_commanded_exit(runner):
-    for index in range(6):
-        m = episode(runner, ExpertAgent, "privileged", "roundabout", index)
-        assert m["failure"] in ("none", "side_collision", "front_collision")  # never off route
+    """Never a wrong exit (off_route), and most episodes reach the goal of the commanded exit (a
+    collision or a wait behind crashed traffic ends some before the exit)."""
+    outcomes = [episode(runner, ExpertAgent, "privileged", "roundabout", i)["failure"] for i in range(6)]
+    assert "off_route" not in outcomes
+    assert outcomes.count("none") >= 4, outcomes
