@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--teacher", default="expert", metavar="AGENT", help="registry name, entry point or module:Class")
     c.add_argument("--teacher-opt", action="append", default=[], metavar="KEY=VALUE", help="an option of the teacher")
-    _add_episode_args(c)
+    _add_episode_args(c, first=None)
     _add_backend_args(c)
     c.add_argument("--out", type=Path, required=True, help="dataset directory (resumed if it exists)")
     c.add_argument("--noise", type=_non_negative_float, default=0.0,
@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="an option of the agent")
     n.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
     n.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario and split")
-    n.add_argument("--seed", type=_non_negative_int, default=None,
-                   help="index of the first episode of every split (default: the evaluation range, 500000)")
+    n.add_argument("--seed", type=_non_negative_int, default=EVAL_START,
+                   help="index of the first episode of every split (docs/metrics.md: which episodes are for what)")
     n.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
     _add_backend_args(n)
     n.add_argument("--data", type=Path, default=None,
@@ -175,15 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_episode_args(p: argparse.ArgumentParser, split: bool = True) -> None:
+def _add_episode_args(p: argparse.ArgumentParser, split: bool = True, first: int | None = EVAL_START) -> None:
+    """The episode flags; `first` is the default first index (None: per split, for collect)."""
     p.add_argument("--scenarios", default="all", help="comma-separated scenario names, or 'all'")
     if split:
         p.add_argument("--split", default="train", choices=SPLITS)
     p.add_argument("--episodes", type=_positive(int), default=10, help="episodes per scenario")
-    # None: the command's default from steerbench.sim.episodes (evaluation or data range)
-    p.add_argument("--seed", type=_non_negative_int, default=None,
-                   help="index of the first episode (default: the evaluation range, 500000, for commands that "
-                        "evaluate; the training or selection range, 0, for collect; docs/metrics.md)")
+    # The defaults come from steerbench.sim.episodes: the evaluation range for commands that evaluate;
+    # collect's depends on --split ("%(default).0s" keeps the help formatter from printing None).
+    per_split = f"{collection_start('train')} on train, train-dev and dev, {collection_start('test')} on test"
+    p.add_argument("--seed", type=_non_negative_int, default=first,
+                   help="index of the first episode (docs/metrics.md: which episodes are for what)"
+                        + ("" if first is not None else f"%(default).0s (default: {per_split})"))
     p.add_argument("--workers", type=_positive(int), default=1, help="parallel worker processes")
     p.add_argument("--mode", choices=("steering", "full"), default="steering",
                    help="steering: shared cruise control drives the throttle; full: the agent does")
@@ -204,11 +207,6 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="with --backend ray: a running cluster ('auto', HOST:6379 or ray://HOST:10001); "
                         "default: start a local Ray instance")
-
-
-def _first_index(args: argparse.Namespace, default: int) -> int:
-    """--seed (the first episode's index) if given, else the command's range in sim.episodes."""
-    return default if args.seed is None else args.seed
 
 
 def _backend(args: argparse.Namespace) -> Backend:
@@ -289,7 +287,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
     cfg = EvalConfig(
         agents=parse_agents(args.agent, args.agent_opt), scenarios=scenarios, split=args.split,
-        episodes=args.episodes, seed=_first_index(args, EVAL_START), workers=args.workers, logdir=args.logdir,
+        episodes=args.episodes, seed=args.seed, workers=args.workers, logdir=args.logdir,
         env=_env_settings(args), act_timeout_s=args.act_timeout, strip_episodes=args.strips,
         progress=not args.no_progress, backend=_backend(args),
     )
@@ -313,7 +311,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     (teacher,) = parse_agents([args.teacher], [f"{_label_of(args.teacher)}.{o}" for o in args.teacher_opt])
     cfg = CollectConfig(
         teacher=teacher, scenarios=scenarios, split=args.split, episodes=args.episodes,
-        seed=_first_index(args, collection_start(args.split)),
+        seed=collection_start(args.split) if args.seed is None else args.seed,
         workers=args.workers, out=args.out, env=_env_settings(args), noise_std=args.noise,
         noise_fraction=args.noise_fraction, progress=not args.no_progress, backend=_backend(args),
     )
@@ -401,7 +399,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise UsageError("diagnose compares an agent with the expert; give it another label (--agent NAME=expert)")
     env = dataset_settings(args.data)[0] if args.data else EnvSettings()
     cfg = DiagnoseConfig(agent=agent, scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)),
-                         episodes=args.episodes, seed=_first_index(args, EVAL_START), workers=args.workers,
+                         episodes=args.episodes, seed=args.seed, workers=args.workers,
                          logdir=args.logdir, env=env, data=args.data,
                          offline_frames=args.offline_frames, progress=not args.no_progress, backend=_backend(args))
     diag = run_diagnose(cfg)
@@ -421,7 +419,7 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         raise UsageError("--detector learned needs --checkpoint PATH (from steerbench train-detector)")
     cfg = CeilingConfig(
         scenarios=tuple(s.name for s in parse_scenarios(args.scenarios)), split=args.split, episodes=args.episodes,
-        seed=_first_index(args, EVAL_START), workers=args.workers, logdir=args.logdir, env=_env_settings(args),
+        seed=args.seed, workers=args.workers, logdir=args.logdir, env=_env_settings(args),
         detector=args.detector,
         lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
         backend=_backend(args),
