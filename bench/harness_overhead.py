@@ -3,8 +3,9 @@
 Method. Side A, bare: `gymnasium.make("steerbench/<scenario>-v0", split=..., disable_env_checker=True)`
 (the registered id builds the same `SteerEnv`; gymnasium's order-enforcing wrapper costs
 microseconds per step), then `reset(seed=episode_seed(split, i))` and `step(zeros(2))` until the
-episode ends, for episodes 0..N-1, then `close()`. Side B, harness: `run_eval` with the `idle`
-agent (it returns zeros(2), the same constant action) on the same scenario, split and episodes,
+episode ends, for the first N episodes of the evaluation range (`run_eval`'s default), then
+`close()`. Side B, harness: `run_eval` with the `idle` agent (it returns zeros(2), the same
+constant action) on the same scenario, split and episodes,
 one worker, in a fresh run directory each time: everything `steerbench eval` does is inside the
 timer (agent check, config.json with git SHA and package versions, EpisodeRunner with the
 per-step time limit and Observation building, episode metrics, results.jsonl appends with fsync,
@@ -35,6 +36,7 @@ from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec
 from steerbench.evaluate import EvalConfig, run_eval
+from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.registration import env_id
 from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import episode_seed
@@ -46,7 +48,7 @@ def bare(scenario: str, split: str, episodes: int, fast: bool) -> int:
     """The bare gymnasium loop; returns the number of steps taken."""
     env = gymnasium.make(env_id(scenario), split=split, fast=fast, disable_env_checker=True)
     steps = 0
-    for i in range(episodes):
+    for i in range(EVAL_START, EVAL_START + episodes):  # run_eval's default episodes
         env.reset(seed=episode_seed(split, i))
         done = False
         while not done:

@@ -32,7 +32,7 @@ def weights(logdir):
 def test_same_seed_same_model_and_resume_loses_nothing(data, tmp_path):
     straight = train(cfg(data, tmp_path / "a", epochs=2))
     assert [h["epoch"] for h in straight["history"]] == [1, 2]
-    assert straight["history"][-1]["train_l1"] < 0.2
+    assert straight["history"][-1]["train_l1"] < straight["history"][0]["train_l1"]  # the loop descends
     again = train(cfg(data, tmp_path / "b", epochs=2))
     assert again["history"] == straight["history"]
     first = train(cfg(data, tmp_path / "c", epochs=1))  # as if killed after one epoch
