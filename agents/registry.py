@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import importlib
 import typing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+from steerbench.sim.dataset import sha256
 
 from .base import AgentInfo
 
@@ -174,15 +175,7 @@ class AgentSpec:
     def file_hashes(self) -> dict[str, str]:
         """sha256 of the content of each file an option names: the agent's identity in a run
         directory, beside its options, so that weights retrained at the same path are another agent."""
-        return {k: file_sha256(p) for k, p in self.files().items()}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return {k: sha256(p) for k, p in self.files().items()}
 
 
 def check_agent(agent: Any, label: str) -> AgentInfo:
