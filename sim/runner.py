@@ -174,7 +174,7 @@ class EpisodeRunner:
                 strip.append(frame)
             tail.add(frame, drawn)
             done = term or trunc
-        end = self._end(env, records, step_info, error, time.perf_counter() - start)
+        end = self._end(env, step_info, error, time.perf_counter() - start)
         metrics = episode_metrics(records, end, off_route=bool(env.left_route()))
         return EpisodeResult(
             agent=task.agent, scenario=task.scenario, split=task.split, index=task.index,
@@ -202,7 +202,7 @@ class EpisodeRunner:
         )
 
     @staticmethod
-    def _end(env: SteerEnv, records: list, step_info: dict, error: str | None, wall: float) -> EpisodeEnd:
+    def _end(env: SteerEnv, step_info: dict, error: str | None, wall: float) -> EpisodeEnd:
         return EpisodeEnd(
             crashed=bool(step_info.get("crashed", False)),
             off_road=not step_info.get("on_road", True),
