@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from steerbench.agents.registry import AgentSpec, check_agent
+from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
@@ -100,7 +100,11 @@ def collect(cfg: CollectConfig) -> dict:
     settings = json.loads(json.dumps(asdict(cfg.env)))
     _check_settings(root, settings)
     info = check_agent(cfg.teacher(), cfg.teacher.label)
-    driver_inputs = check_agent(cfg.driver(), cfg.driver.label).inputs if cfg.driver is not None else "pixels"
+    driver_inputs = "pixels"
+    if cfg.driver is not None:  # a DAgger student: built once here, so a bad one fails in one line now
+        driver = cfg.driver()
+        driver_inputs = check_agent(driver, cfg.driver.label).inputs
+        check_camera(driver, cfg.driver.label, cfg.env.camera)
     index = DatasetIndex(root)
     done = index.keys()
     tasks = []

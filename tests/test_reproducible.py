@@ -103,6 +103,21 @@ def test_a_checkpoint_with_other_frames_is_refused_before_the_first_episode(tmp_
     assert not (tmp_path / "run" / "results.jsonl").exists()  # no episode ran
 
 
+def test_a_dagger_student_with_other_frames_is_refused_before_collecting(tmp_path):
+    from steerbench.agents.registry import AgentError
+    from steerbench.collect import CollectConfig, collect
+    from steerbench.sim.runner import EnvSettings
+    from steerbench.sim.types import CameraConfig
+
+    student = AgentSpec("student", "steerbench.agents.e2e_agent:E2EAgent",
+                        (("checkpoint", str(save_net(tmp_path / "best.pt", seed=0))),))
+    with pytest.raises(AgentError, match="cannot drive with this camera"):
+        collect(CollectConfig(teacher=AgentSpec("expert", "steerbench.agents.expert:ExpertAgent"), scenarios=("merge",),
+                              episodes=1, out=tmp_path / "data", env=EnvSettings(camera=CameraConfig(stack=2)),
+                              driver=student, progress=False))
+    assert not (tmp_path / "data" / "index.jsonl").exists()  # nothing recorded
+
+
 # -- 4. a Ray address with nothing listening -----------------------------------------------
 def test_a_ray_address_with_nothing_listening_is_one_line(tmp_path):
     pytest.importorskip("ray")
