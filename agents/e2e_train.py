@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from steerbench.perception.detector_data import shares
 from steerbench.sim.episodes import by_split
+from steerbench.sim.storage import atomic_write
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
@@ -115,9 +115,7 @@ def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Genera
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-save never leaves a broken checkpoint
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict:

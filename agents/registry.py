@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from steerbench.sim.dataset import sha256
+from steerbench.sim.errors import SteerbenchError
 
 from .base import AgentInfo
 
@@ -30,7 +31,7 @@ BUILTIN: dict[str, str] = {
 }
 
 
-class AgentError(ValueError):
+class AgentError(SteerbenchError, ValueError):
     """A user-facing problem with an agent name, path or option (one line, no traceback)."""
 
 

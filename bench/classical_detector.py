@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 from steerbench.perception.classical import ClassicalDetector
 from steerbench.perception.metrics import expected, match_frame, quality
 from steerbench.perception.types import FrameGeometry

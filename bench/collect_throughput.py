@@ -31,7 +31,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec, resolve
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 from steerbench.sim.dataset import iter_episodes
 from steerbench.sim.env import SteerEnv
 from steerbench.sim.runner import EnvSettings

@@ -35,7 +35,7 @@ import numpy as np
 from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.evaluate import EvalConfig, run_eval
+from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.registration import env_id
 from steerbench.sim.runner import EnvSettings

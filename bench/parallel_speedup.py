@@ -26,7 +26,7 @@ from typing import Sequence
 from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec, resolve
-from steerbench.evaluate import EvalConfig, run_eval
+from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.sim.runner import EnvSettings
 
 TARGET = 1.8  # time with 1 worker / time with 2 workers

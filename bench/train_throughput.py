@@ -34,7 +34,7 @@ from benchlib import ratio_line
 from steerbench.agents.e2e_train import TrainConfig, _augment, _epoch, _splits
 from steerbench.agents.pilotnet import NetConfig, PilotNet
 from steerbench.agents.registry import AgentSpec, resolve
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 from steerbench.sim.runner import EnvSettings
 
 TARGET = 0.9  # train-e2e samples/s / bare samples/s

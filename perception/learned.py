@@ -40,6 +40,7 @@ from torch import nn
 from .classical import newest, to_gray
 from .metrics import BORDER_PX
 from .types import Detection, FrameGeometry
+from steerbench.sim.errors import SteerbenchError
 
 NORM_SCALE = 64.0  # [grey levels] the frame minus its median grey is divided by this
 REFERENCE_SIZE_M = (5.0, 2.0)  # [m] length, width that the size head predicts the log ratio to
@@ -84,7 +85,7 @@ def _set_deterministic(mode: bool, warn_only: bool) -> None:
         setter(mode, warn_only=warn_only)
 
 
-class DetectorError(ValueError):
+class DetectorError(SteerbenchError, ValueError):
     """A missing, corrupt or incompatible detector checkpoint, or unusable detector data (one line).
 
     Its own type because `perception` may not import upwards from `agents` (where TrainingError

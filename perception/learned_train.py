@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from tqdm import tqdm
 
 from steerbench.sim.episodes import by_split
 from steerbench.sim.scenarios import get_scenario
+from steerbench.sim.storage import atomic_write, atomic_write_json
 
 from .classical import ClassicalDetector
 from .detector_data import Boxes, Collector, FrameSet, ensure_frames, select_frames
@@ -317,15 +317,11 @@ def _comparable(cfg: DetectorTrainConfig) -> str:
 
 
 def _save(path: Path, blob: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)  # a kill mid-save never leaves a broken checkpoint
+    atomic_write(path, lambda f: torch.save(blob, f))
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_plain(obj), indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    atomic_write_json(path, _plain(obj), indent=2, allow_nan=False)
 
 
 def _plain(x):

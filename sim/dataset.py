@@ -23,12 +23,14 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .env import SteerEnv
+from .errors import SteerbenchError
+from .storage import atomic_write
 from .types import EpisodeInfo, Observation
 
 FORMAT_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(SteerbenchError, ValueError):
     """A missing, corrupt or inconsistent dataset (one line for the user)."""
 
 
@@ -141,12 +143,7 @@ def _drive(driver: Any, obs: Observation) -> np.ndarray:
 def write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> str:
     """Write atomically (temporary name, fsync, rename); return the file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays), durable=True)
     return sha256(path)
 
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from . import envs
 from .types import SPLITS
+from .errors import SteerbenchError
 
 SEED_STRIDE = 1_000_000  # episodes per split; split k uses seeds [k * STRIDE, (k + 1) * STRIDE)
 SPLIT_SOURCE = {"train": "train", "train-dev": "train", "dev": "test", "test": "test"}
 
 
-class UnknownScenarioError(ValueError):
+class UnknownScenarioError(SteerbenchError, ValueError):
     pass
 
 

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from steerbench import cli
-from steerbench.dagger import DaggerConfig, check_budget
+from steerbench.harness.dagger import DaggerConfig, check_budget
 from steerbench.sim import episodes as ep
 from steerbench.sim.scenarios import episode_seed
 from steerbench.agents.e2e_train import TrainConfig

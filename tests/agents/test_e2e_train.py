@@ -10,7 +10,7 @@ from steerbench.agents.e2e_train import TrainConfig, load_checkpoint, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
 from steerbench.cli import main
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 
 
 @pytest.fixture(scope="module")

@@ -112,7 +112,7 @@ def test_dead_reckoning_follows_the_localised_pose(runner):
 def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from steerbench.evaluate import EvalConfig, run_eval
+    from steerbench.harness.evaluate import EvalConfig, run_eval
 
     out = run_eval(EvalConfig(agents=(AgentSpec("modular", "steerbench.agents.modular:ModularAgent"),),
                               scenarios=("merge",), episodes=1, logdir=tmp_path, progress=False))

@@ -7,7 +7,7 @@ import torch
 from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.pilotnet import NetConfig, PilotNet, parameter_count
 from steerbench.agents.registry import AgentSpec
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 
 
 def test_sizes_grow_and_shapes_hold():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.collect import CollectConfig, collect
+from steerbench.harness.collect import CollectConfig, collect
 from steerbench.perception.classical import ClassicalDetector
 from steerbench.perception.metrics import MATCH_M, average_precision, expected, match_frame, quality
 from steerbench.perception.types import Detection, FrameGeometry

@@ -1,0 +1,144 @@
+"""`steerbench compare`: the study's contestants on the same episodes of both splits, one report.
+
+Steps: find or train each learned contestant's models (one per training seed; see models.py),
+evaluate every copy on the same seeds of each split (a normal, resumable eval run in the same
+directory), then summarise per contestant (study.py) into `report.md`, `compare.json`, PNG
+figures under `figures/` and TensorBoard (study_report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from steerbench.agents.registry import AgentSpec
+from steerbench.sim.runner import EnvSettings
+
+from steerbench.harness import rundir
+from steerbench.harness.backends import Backend
+from steerbench.study.contestants import Contestant
+from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
+from steerbench.harness.results import ResultsStore, row_key
+from steerbench.study.design import PRIMARY, Entry, Pair, cells, modular_vs_e2e
+from steerbench.study.report import INTERVALS, PAIRS, StudyData, figures, markdown, write_tensorboard
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    contestants: tuple[Contestant, ...]
+    scenarios: tuple[str, ...]
+    budget: Budget  # what is trained when a model is missing
+    splits: tuple[str, ...] = ("train", "test")
+    episodes: int = 10  # per scenario and split
+    seed: int = EVAL_INDEX  # index of the first episode: past the models' training data
+    train_seeds: tuple[int, ...] = (0, 1, 2)  # one copy of each learned contestant per seed
+    workers: int = 1
+    logdir: Path = Path("runs/compare")
+    models: Path | None = None  # default: LOGDIR/models
+    env: EnvSettings = EnvSettings()
+    progress: bool = True
+    command: str = ""  # the command line, quoted in the report
+    backend: Backend = Backend()  # where evaluation runs (the budget's for data collection)
+
+
+@dataclass
+class CompareOutcome:
+    run_dir: Path
+    report: Path
+    data: StudyData
+    timings: list[Timing] = field(default_factory=list)
+
+
+def run_compare(cfg: CompareConfig) -> CompareOutcome:
+    run_dir = Path(cfg.logdir)
+    models = Models(cfg.models or run_dir / "models", cfg.budget, cfg.env)
+    copies = [(c, seed, spec) for c in cfg.contestants for seed, spec in c.instances(models, cfg.train_seeds)]
+    specs = tuple(spec for _, _, spec in copies)
+    for split in cfg.splits:
+        start = time.perf_counter()
+        out = run_eval(EvalConfig(agents=specs, scenarios=cfg.scenarios, split=split, episodes=cfg.episodes,
+                                  seed=cfg.seed, workers=cfg.workers, logdir=run_dir, env=cfg.env,
+                                  progress=cfg.progress, backend=cfg.backend))
+        models.timings.append(Timing(f"evaluate {split} split ({out.ran} episodes run now)",
+                                     (time.perf_counter() - start) if out.ran else 0.0, out.ran > 0))
+    data = study_data(cfg, run_dir, copies, models.timings)
+    return CompareOutcome(run_dir, write_report(data, run_dir, cfg), data, models.timings)
+
+
+def entries_of(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Path) -> tuple[Entry, ...]:
+    inputs = {label: meta["inputs"] for label, meta in rundir.agents_of(run_dir).items()}
+    entries = []
+    for c in dict.fromkeys(c for c, _, _ in copies):
+        mine = [(seed, spec) for cc, seed, spec in copies if cc == c]
+        seeds = tuple(s for s, _ in mine if s is not None)
+        entries.append(Entry(c.name, c.family, inputs.get(mine[0][1].label, "?"),
+                             tuple(spec.label for _, spec in mine), seeds))
+    return tuple(entries)
+
+
+def study_data(cfg: CompareConfig, run_dir: Path, copies: list, timings: list[Timing]) -> StudyData:
+    entries = entries_of(copies, run_dir)
+    labels = {label for e in entries for label in e.labels}
+    wanted = {(label, s, split, i) for label in labels for s in cfg.scenarios for split in cfg.splits
+              for i in range(cfg.seed, cfg.seed + cfg.episodes)}
+    rows = tuple(r for r in ResultsStore(run_dir / "results.jsonl") if row_key(r) in wanted)
+    return StudyData(entries, cfg.scenarios, cfg.splits, tuple(cells(rows, entries, cfg.scenarios, cfg.splits)),
+                     tuple(modular_vs_e2e(rows, entries, cfg.scenarios, cfg.splits)), rows, tuple(timings),
+                     header_text(cfg))
+
+
+def header_text(cfg) -> str:
+    """Date, machine and command of a study run (`cfg`: a compare or scale configuration)."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.node() or 'unknown host'}, {platform.processor() or platform.machine()}, " \
+              f"{_cores()} cores, {device}"
+    return (f"Made {when} on {machine}.\n\nCommand: `{cfg.command or '(called from Python)'}`\n\n"
+            f"Episodes: {cfg.episodes} per scenario and split (indices {cfg.seed}..{cfg.seed + cfg.episodes - 1}), "
+            f"training seeds {', '.join(map(str, cfg.train_seeds))}.")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def write_report(data: StudyData, run_dir: Path, cfg: CompareConfig) -> Path:
+    figs = figures(data, run_dir / "figures")
+    md = markdown(data, figs, run_dir)
+    path = run_dir / "report.md"
+    path.write_text(md)
+    (run_dir / "compare.json").write_text(json.dumps(compare_json(data), indent=2))
+    write_tensorboard(data, run_dir, md, figs)
+    return path
+
+
+def compare_json(d: StudyData) -> dict:
+    return {
+        "statistics": {"intervals": INTERVALS, "pairs": PAIRS, "primary": PRIMARY, "correction": "holm",
+                       "alpha": 0.05, "primary_contrasts": sum(p.test.primary for p in d.pairs)},
+        "contestants": [{"name": e.name, "family": e.family, "inputs": e.inputs, "labels": list(e.labels),
+                         "training_seeds": list(e.seeds)} for e in d.entries],
+        "cells": [{"contestant": c.contestant, "scenario": c.scenario, "split": c.split, "n": c.n,
+                   "interval": c.interval, "metrics": {m: est.as_dict() for m, est in c.metrics.items()},
+                   "seeds": {m: s.as_dict() for m, s in c.seeds.items()}} for c in d.cells],
+        "pairs": [{"modular": p.a, "e2e": p.b, "scenario": p.scenario, "split": p.split, "metric": p.metric,
+                   **p.test.as_dict(), **_needed(p, d.pairs)} for p in d.pairs],
+        "timings": [t.as_dict() for t in d.timings],
+    }
+
+
+def _needed(p: Pair, pairs: Sequence[Pair]) -> dict:
+    """For an unresolved primary contrast, what would resolve it (as in the report's table)."""
+    if not p.test.primary or p.test.significant() or not p.test.levels:
+        return {}
+    alpha = 0.05 / sum(q.test.primary for q in pairs)
+    return {"needed_for_80pct_power": {**p.test.needed(alpha).as_dict(), "alpha": alpha}}

@@ -1,0 +1,191 @@
+"""The study's trained models (`compare`, `scale`): found in a models directory, trained when missing.
+
+Layout of a models directory (docs/study.md):
+
+    data/               a `steerbench collect` dataset: expert episodes of the train split (half
+                        of them with DART steering noise, labels clean), train-dev and dev
+    detector-s<k>/      a `steerbench train-detector` run with training seed k
+    e2e-<S|M|L>-s<k>/   a `steerbench train-e2e` run with training seed k
+
+A model counts as present when its `checkpoints/best.pt` exists and its run finished (its
+`config.json` is there); a run that was interrupted is resumed, not restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from steerbench.agents.e2e_train import TrainConfig, train
+from steerbench.agents.errors import TrainingError
+from steerbench.agents.registry import AgentSpec, resolve
+from steerbench.sim.episodes import EVAL_START, data_start
+from steerbench.sim.runner import EnvSettings
+
+from steerbench.harness.backends import Backend
+from steerbench.harness.collect import CollectConfig, collect
+
+HELD_OUT_SPLITS = ("train-dev", "dev")
+# The models' data come from the training and selection ranges of sim.episodes; `compare` and
+# `scale` evaluate from the evaluation range on, so that no contestant is scored on an episode it
+# was trained (or early-stopped) on.
+EVAL_INDEX = EVAL_START
+MAX_EPOCHS = 40
+FINISHED = "finished.json"  # written when a model's training ends: delete it to resume or extend the run
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What is trained when a model is missing: the documented default budget (docs/study.md)."""
+
+    scenarios: tuple[str, ...]  # the training scenarios (train split)
+    train_episodes: int = 20  # expert episodes per scenario
+    heldout_episodes: int = 4  # train-dev and dev episodes per scenario
+    noise: float = 0.1  # DART: sd of the steering noise executed in half of the train episodes
+    e2e_epochs: int = 8  # most epochs per network (early stopping on train-dev, patience 3)
+    detector_frames: int = 3000  # train frames of the learned detector (equal shares per scenario)
+    detector_epochs: int = 8  # most epochs of the learned detector
+    detector_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
+    frames: int = 0  # `scale`: both contestants train on the first `frames` train frames (0: all)
+    samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
+    #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
+    workers: int = 1  # processes for data collection
+    progress: bool = True
+    backend: Backend = Backend()  # where data collection runs (docs/ray.md)
+
+    def epochs(self, least: int) -> int:
+        if not (self.frames and self.samples):
+            return least
+        return min(MAX_EPOCHS, max(least, math.ceil(self.samples / self.frames)))
+
+
+@dataclass(frozen=True)
+class Timing:
+    part: str
+    seconds: float  # for a reused model: how long it took when it was trained (0 if unknown)
+    trained: bool  # False: found in the models directory and reused
+
+    def as_dict(self) -> dict:
+        return {"part": self.part, "seconds": round(self.seconds, 1), "trained": self.trained}
+
+
+@dataclass
+class Models:
+    """A models directory, the budget for what it lacks, and how long each part took."""
+
+    root: Path
+    budget: Budget
+    env: EnvSettings = EnvSettings()
+    timings: list[Timing] = field(default_factory=list)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def e2e_dir(self, size: str, seed: int) -> Path:
+        return self.root / _suffixed(f"e2e-{size}-s{seed}", self.budget.frames)
+
+    def detector_dir(self, seed: int) -> Path:
+        return self.root / _suffixed(f"detector-s{seed}", self.budget.frames)
+
+    def ensure_data(self) -> Path:
+        """Collect what is missing (resumable: recorded episodes are kept). With `frames`, the
+        train split gets at least that many frames (more episodes when some end early)."""
+        from steerbench.perception.detector_data import ensure_frames
+
+        b = self.budget
+        before, start = self._episodes(), time.perf_counter()
+        for split, episodes in (("train", b.train_episodes), *((s, b.heldout_episodes) for s in HELD_OUT_SPLITS)):
+            self._collect(b.scenarios, split, episodes)
+        if b.frames:
+            ensure_frames(self.data, "train", b.scenarios, b.frames, 1, self._collect_one, self.env.policy_hz)
+        added = self._episodes() - before
+        if added:
+            self.timings.append(Timing(f"collect data ({added} episodes)", time.perf_counter() - start, True))
+        return self.data
+
+    def _collect_one(self, scenario: str, split: str, episodes: int, missing: int) -> None:
+        """The perception.detector_data.Collector signature, for one scenario."""
+        self._collect((scenario,), split, episodes)
+
+    def _collect(self, scenarios: tuple[str, ...], split: str, episodes: int) -> None:
+        """The first `episodes` of `split`'s data range (steerbench collect skips those recorded)."""
+        b = self.budget
+        keys, start = self._keys(), data_start(split)
+        if all((s, split, i) in keys for s in scenarios for i in range(start, start + episodes)):
+            return
+        collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=scenarios, split=split,
+                              episodes=episodes, seed=start, workers=b.workers, out=self.data, env=self.env,
+                              noise_std=b.noise if split == "train" else 0.0, progress=b.progress,
+                              backend=b.backend))
+
+    def _keys(self) -> set:
+        from steerbench.sim.dataset import DatasetIndex
+
+        return DatasetIndex(self.data).keys() if (self.data / "index.jsonl").exists() else set()
+
+    def _episodes(self) -> int:
+        return len(self._keys())
+
+    def e2e(self, size: str, seed: int) -> Path:
+        """The best checkpoint of network `size` trained with `seed`, trained now if missing."""
+        run = self.e2e_dir(size, seed)
+        cfg = TrainConfig(data=str(self.data), logdir=str(run), size=size, epochs=self.budget.epochs(self.budget.e2e_epochs),
+                          seed=seed, frames=self.budget.frames, scenarios=self.budget.scenarios,
+                          outputs=2 if self.env.mode == "full" else 1, progress=self.budget.progress)
+        return self._ensure(f"train e2e-{size} seed {seed}", run, lambda: train(cfg))
+
+    def detector(self, seed: int) -> Path:
+        from steerbench.perception.learned import DetectorError
+        from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, train_detector
+
+        run = self.detector_dir(seed)
+        b = self.budget
+        cfg = DetectorTrainConfig(data=str(self.data), logdir=str(run), scenarios=b.scenarios,
+                                  frames=b.frames or b.detector_frames, eval_frames=b.detector_eval_frames,
+                                  epochs=b.epochs(b.detector_epochs), seed=seed, progress=b.progress)
+
+        def fit() -> None:
+            try:
+                prepare_data(cfg, self._collect_one, self.env.policy_hz)
+                train_detector(cfg)
+            except DetectorError as exc:
+                raise TrainingError(f"detector seed {seed}: {exc}") from None
+
+        return self._ensure(f"train detector seed {seed}", run, fit)
+
+    def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
+        best = run / "checkpoints" / "best.pt"
+        if self.budget.frames:
+            part += f" (N = {self.budget.frames})"
+        if _finished(run) or (best.exists() and not (run / "checkpoints" / "last.pt").exists()):
+            if all(t.part != part for t in self.timings):  # one row per model, however many contestants use it
+                self.timings.append(Timing(part, _training_seconds(run), False))
+            return best
+        self.ensure_data()
+        start = time.perf_counter()
+        fit()
+        seconds = time.perf_counter() - start
+        (run / FINISHED).write_text(json.dumps({"training_seconds": round(seconds, 1)}) + "\n")
+        self.timings.append(Timing(part, seconds, True))
+        return best
+
+
+def _suffixed(name: str, frames: int) -> str:
+    return f"{name}-n{frames}" if frames else name
+
+
+def _finished(run: Path) -> bool:
+    return (run / FINISHED).exists() and (run / "checkpoints" / "best.pt").exists()
+
+
+def _training_seconds(run: Path) -> float:
+    """How long a reused model took to train (0 when it was not trained here)."""
+    try:
+        return float(json.loads((run / FINISHED).read_text())["training_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0

@@ -1,0 +1,117 @@
+"""`steerbench scale`: one point per model and dataset size, trained on the same first N frames."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from steerbench.agents.e2e_data import ImitationDataset
+from steerbench.agents.e2e_train import first_frames
+from steerbench.agents.errors import TrainingError
+from steerbench.study.models import Budget
+from steerbench.study.scale import REFERENCES, Point, ScaleConfig, ScaleOutcome, findings, run_scale
+from steerbench.study.stats import paired_test
+
+SIZES = (40, 120)
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scale")
+    budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, e2e_epochs=1, detector_epochs=1,
+                    detector_eval_frames=20, samples=120, progress=False)
+    cfg = ScaleConfig(frames=SIZES, scenarios=("merge",), budget=budget, nets=("S",), episodes=2,
+                      logdir=tmp / "run", progress=False)
+    return run_scale(cfg), cfg
+
+
+def test_one_point_per_model_per_size(scaled):
+    out, _ = scaled
+    assert sorted((p.model, p.frames) for p in out.points) == sorted(
+        (m, n) for m in ("e2e-S", "modular-learned-map") for n in SIZES)
+    assert all(p.cell.n == 2 for p in out.points)
+    assert set(out.references) == set(REFERENCES)
+
+
+def test_csv_figure_report_and_tensorboard(scaled):
+    out, _ = scaled
+    rows = list(csv.DictReader(open(out.run_dir / "scale.csv")))
+    assert len(rows) == 2 * len(SIZES) + len(REFERENCES)
+    assert {int(r["frames"]) for r in rows if r["frames"]} == set(SIZES)
+    assert (out.run_dir / "figures" / "scaling.png").stat().st_size > 1000
+    md = (out.run_dir / "scale.md").read_text()
+    assert "N = 40" in md and "figures/scaling.png" in md and "e2e-S:" in md
+    acc = EventAccumulator(str(out.run_dir / "tb" / "scale" / "e2e-S")).Reload()
+    assert [e.step for e in acc.Scalars("scale/train/driving_score")] == list(SIZES)
+
+
+def test_models_trained_on_the_first_n_frames(scaled):
+    out, cfg = scaled
+    models = out.run_dir / "models"
+    for n in SIZES:
+        assert (models / f"e2e-S-s0-n{n}" / "checkpoints" / "best.pt").exists()
+        assert (models / f"detector-s0-n{n}" / "checkpoints" / "best.pt").exists()
+    data = ImitationDataset(models / "data")
+    train = np.flatnonzero([data.episodes[e].split == "train" for e, _ in data.index])
+    first = first_frames(data, train, 40, ("merge",))
+    assert len(first) == 40
+    assert [tuple(data.index[i]) for i in first] == [(int(data.index[first[0], 0]), t) for t in range(40)]
+    with pytest.raises(TrainingError, match="needed"):
+        first_frames(data, train, 10**6, ("merge",))
+
+
+def test_a_second_run_reuses_everything(scaled):
+    out, cfg = scaled
+    again = run_scale(cfg)
+    assert all(not t.trained for t in again.timings)
+    assert [p.cell.metrics["driving_score"].mean for p in again.points] == [
+        p.cell.metrics["driving_score"].mean for p in out.points]
+
+
+def _point(model, n, score, vs_previous=None, vs_modular=None):
+    from steerbench.harness.intervals import mean
+    from steerbench.study.design import Cell
+
+    return Point(model, n, Cell(model, "overall", "train", 20, {"driving_score": mean([score] * 20)}, {}),
+                 vs_previous, vs_modular)
+
+
+def test_findings_follow_the_paired_tests():
+    half = np.random.default_rng(0).normal(0, 0.02, 20)
+    noise = np.concatenate([half, -half])  # mean exactly 0: "flat" neither above nor below
+    up, flat, down = (paired_test(noise + shift, np.zeros(40)) for shift in (0.2, 0.0, -0.2))
+    out = ScaleOutcome(Path("."), [
+        _point("e2e-S", 1000, 0.3, None, down), _point("e2e-S", 3000, 0.6, up, flat),
+        _point("e2e-M", 1000, 0.3, None, down), _point("e2e-M", 3000, 0.2, down, down),
+        _point("e2e-L", 1000, 0.3, None, down), _point("e2e-L", 3000, 0.31, flat, down),
+        _point("modular-learned-map", 1000, 0.7), _point("modular-learned-map", 3000, 0.7, flat)], {})
+    text = dict(line[2:].split(": ", 1) for line in findings(out) if line.startswith("- e2e"))
+    assert "first reaches the modular agent at N = 3000" in text["e2e-S"] and "not resolved apart" in text["e2e-S"]
+    assert "still improving" in text["e2e-S"]
+    assert "stays below the modular agent up to N = 3000" in text["e2e-M"] and "worse with more data" in text["e2e-M"]
+    assert "no resolved change" in text["e2e-L"]
+    assert any("variation between training seeds" in line for line in findings(out))
+
+
+def test_primary_contrasts_are_each_gap_to_the_modular_agent_and_each_curves_last_step():
+    from steerbench.study.scale import declare_primary
+    from steerbench.study.stats import holm
+
+    rng = np.random.default_rng(4)
+    t = lambda: paired_test(rng.normal(0.05, 0.2, 30), np.zeros(30))  # noqa: E731
+    points = [_point("e2e-S", n, 0.3, t() if n > 1000 else None, t()) for n in (1000, 3000, 10000)]
+    points += [_point("modular-learned-map", n, 0.7, t() if n > 1000 else None) for n in (1000, 3000, 10000)]
+    marked = declare_primary(points)
+    primary = [(p.model, p.frames, kind) for p in marked for kind, test in
+               (("gap", p.vs_modular), ("step", p.vs_previous)) if test is not None and test.primary]
+    assert sorted(primary) == sorted([("e2e-S", n, "gap") for n in (1000, 3000, 10000)]
+                                     + [("e2e-S", 10000, "step"), ("modular-learned-map", 10000, "step")])
+    assert not marked[1].vs_previous.primary  # an earlier step of the curve: exploratory
+    tests = [p.vs_modular for p in marked[:3]] + [marked[2].vs_previous, marked[5].vs_previous]
+    raw = [p.vs_modular for p in points[:3]] + [points[2].vs_previous, points[5].vs_previous]
+    assert [x.p_holm for x in tests] == pytest.approx(holm([x.p_value for x in raw]))
+    text = findings(ScaleOutcome(Path("."), marked, {}))
+    assert any(line.startswith("- modular-learned-map: ") for line in text)
+    assert any("5 primary contrasts" in line for line in text) and any("Holm" in line for line in text)

@@ -1,0 +1,95 @@
+"""steerbench tune: a Ray Tune sweep whose table holds what each trial's own training measured,
+and a second run that resumes every trial instead of training it again."""
+
+import csv
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from steerbench.agents.e2e_train import train
+from steerbench.agents.registry import AgentSpec
+from steerbench.cli import main
+from steerbench.harness.collect import CollectConfig, collect
+
+pytest.importorskip("ray.tune", reason="Ray Tune is not installed: pip install 'steerbench[ray]'")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune-data")
+    collect(CollectConfig(teacher=AgentSpec("expert", "steerbench.agents.expert:ExpertAgent"),
+                          scenarios=("merge",), episodes=3, out=root, progress=False))
+    return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_shutdown():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+def _rows(logdir):
+    with open(logdir / "tune.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them (Tune runs trials elsewhere)
+    (tmp_path / "data").symlink_to(data)
+    argv = ["tune", "--data", "data", "--logdir", "sweep", "--sizes", "S", "--lrs", "1e-3,3e-2",
+            "--batches", "32", "--epochs", "1", "--no-asha", "--no-progress"]
+    assert main(argv) == 0
+    tmp_path = tmp_path / "sweep"
+    rows = _rows(tmp_path)
+    assert sorted(float(r["lr"]) for r in rows) == [1e-3, 3e-2]
+    assert all(r["epochs"] == "1" and not r["error"] for r in rows)
+    best = [float(r["best_train_dev_l1"]) for r in rows]
+    assert best == sorted(best) and all(math.isfinite(b) for b in best)  # ranked, best first
+    from steerbench.study.tune import SweepConfig, Trial
+
+    sweep = SweepConfig(data=data, logdir=tmp_path, epochs=1)
+    for r in rows:
+        trial = Trial("S", float(r["lr"]), 32, 0)
+        lastpt = Path(sweep.train_config(trial).logdir) / "checkpoints" / "last.pt"
+        state = train(sweep.train_config(trial))  # resumes: nothing left to train
+        assert min(h["train_dev_l1"] for h in state["history"]) == pytest.approx(float(r["best_train_dev_l1"]))
+        r["mtime"] = lastpt.stat().st_mtime_ns
+    assert "rank" in (tmp_path / "tune.md").read_text() and "Best: `S-lr" in (tmp_path / "tune.md").read_text()
+    assert list((tmp_path / "tb").iterdir())
+
+    assert main(argv) == 0  # the same command again: every trial resumes at its end
+    again = _rows(tmp_path)
+    assert [r["best_train_dev_l1"] for r in again] == [r["best_train_dev_l1"] for r in rows]
+    for r in rows:
+        trial = Trial("S", float(r["lr"]), 32, 0)
+        assert (Path(sweep.train_config(trial).logdir) / "checkpoints" / "last.pt").stat().st_mtime_ns == r["mtime"]
+    out = capsys.readouterr().out
+    assert "best train-dev L1" in out and "tune.md" in out
+
+
+def test_every_trial_failing_is_one_line_and_not_zero(data, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(data / "manifest.json", broken / "manifest.json")  # no index, no chunks
+    code = main(["tune", "--data", str(broken), "--logdir", str(tmp_path / "t"), "--sizes", "S", "--lrs", "1e-3",
+                 "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "every trial failed" in err and "is not a steerbench dataset" in err
+    assert "cannot read dataset" in (tmp_path / "t" / "tune.md").read_text()
+
+
+def test_missing_dataset_is_one_line(tmp_path, capsys):
+    code = main(["tune", "--data", str(tmp_path / "nothing"), "--logdir", str(tmp_path / "t")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no dataset at" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, value", [("--lrs", "0.1,x"), ("--sizes", "XL"), ("--frames", "-5")])
+def test_malformed_options_are_one_line(flag, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--data", str(tmp_path), flag, value])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
