@@ -1,4 +1,4 @@
-"""The study's subcommands of `steerbench`: compare, scale, errors (parsers and handlers)."""
+"""The study's commands: `compare`, `scale`, `ceiling`, `diagnose` and `errors`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import sys
 from pathlib import Path
 
 from steerbench.sim.scenarios import check_split, parse_scenarios
-
-from steerbench import cli
 from steerbench.study.models import EVAL_INDEX
+
+from . import common
 
 
 def register(sub) -> None:
     _compare_parser(sub)
     _scale_parser(sub)
+    _ceiling_parser(sub)
+    _diagnose_parser(sub)
     _errors_parser(sub)
 
 
@@ -29,88 +31,6 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def _budget_args(p: argparse.ArgumentParser, train_episodes: int = 20, e2e_epochs: int = 8,
-                 detector_epochs: int = 8) -> None:
-    g = p.add_argument_group("training budget (only for models missing from --models)")
-    g.add_argument("--train-episodes", type=cli._positive(int), default=train_episodes,
-                   help="expert episodes per scenario (scale: at least; more until the largest N is there)")
-    g.add_argument("--heldout-episodes", type=cli._positive(int), default=4,
-                   help="train-dev and dev episodes per scenario")
-    g.add_argument("--e2e-epochs", type=cli._positive(int), default=e2e_epochs,
-                   help="epochs per network (scale: the least; early stopping on train-dev)")
-    g.add_argument("--detector-frames", type=cli._positive(int), default=3000, help="learned detector's train frames")
-    g.add_argument("--detector-epochs", type=cli._positive(int), default=detector_epochs,
-                   help="learned detector's epochs (scale: the least)")
-
-
-def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
-    from steerbench.study.models import Budget
-
-    return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
-                  e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
-                  detector_epochs=args.detector_epochs, frames=frames, workers=args.workers,
-                  progress=not args.no_progress, backend=cli._backend(args))
-
-
-def _compare_parser(sub) -> None:
-    from steerbench.study.contestants import lineup
-
-    p = sub.add_parser("compare", help="modular vs end-to-end: every contestant on both splits, one report",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--contestants", default=",".join(lineup()),
-                   help="comma-separated built-in contestants (see docs/study.md)")
-    p.add_argument("--agent", action="append", default=[], metavar="[LABEL=]AGENT",
-                   help="also evaluate your own agent (registry name, entry point or module:Class)")
-    p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
-    cli._add_episode_args(p, split=False)
-    cli._add_backend_args(p)
-    p.set_defaults(seed=EVAL_INDEX)  # evaluation episodes past the ones the models are trained on
-    p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
-    p.add_argument("--train-seeds", type=_seeds, default=(0, 1, 2), help="training seeds of each learned contestant")
-    p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
-    p.add_argument("--logdir", type=Path, default=Path("runs/compare"), help="run directory (resumed if it exists)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _budget_args(p)
-    p.set_defaults(handler=cmd_compare)
-
-
-def _splits(text: str) -> tuple[str, ...]:
-    splits = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    for s in splits:
-        check_split(s)
-    if not splits:
-        raise cli.UsageError("--splits names no split")
-    return splits
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from steerbench.study.compare import CompareConfig, run_compare
-    from steerbench.study.contestants import select, user_contestant
-
-    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
-    names = [n.strip() for n in args.contestants.split(",") if n.strip()]
-    contestants = select(names) + [user_contestant(s) for s in cli.parse_agents(args.agent, args.agent_opt)]
-    if not contestants:
-        raise cli.UsageError("nothing to compare: --contestants is empty and no --agent given")
-    names = [c.name for c in contestants]
-    clash = next((n for n in names if names.count(n) > 1), None)
-    if clash:
-        raise cli.UsageError(f"contestant name {clash!r} given twice; label your agent, e.g. --agent my-{clash}={clash}")
-    budget = _budget(args, scenarios)
-    cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=budget,
-                        splits=_splits(args.splits), episodes=args.episodes, seed=args.seed,
-                        train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
-                        env=cli._env_settings(args), progress=not args.no_progress,
-                        command=shlex.join(["steerbench", *sys.argv[1:]]), backend=budget.backend)
-    out = run_compare(cfg)
-    from steerbench.study.report import timings_table
-
-    print()
-    print(timings_table(out.timings))
-    print(f"\nreport: {out.report}   TensorBoard: tensorboard --logdir {out.run_dir}")
-    return 0
-
-
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(sorted({int(s) for s in text.split(",") if s.strip()}))
@@ -121,47 +41,127 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _nets(text: str) -> tuple[str, ...]:
-    nets = tuple(dict.fromkeys(s.strip().upper() for s in text.split(",") if s.strip()))
-    if any(n not in ("S", "M", "L") for n in nets):
-        raise argparse.ArgumentTypeError(f"expected sizes among S,M,L, got {text!r}")
-    return nets
+def _splits(text: str) -> tuple[str, ...]:
+    splits = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    for s in splits:
+        check_split(s)
+    if not splits:
+        raise common.UsageError("--splits names no split")
+    return splits
 
 
+def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(s.name for s in parse_scenarios(args.scenarios))
+
+
+def _command_line() -> str:
+    return shlex.join(["steerbench", *sys.argv[1:]])
+
+
+def _study_parents(logdir: str, **episodes) -> list[argparse.ArgumentParser]:
+    return [common.episode_flags(**episodes), common.workers_flag(), common.env_flags(), common.backend_flags(),
+            common.logdir_flag(Path(logdir)), common.progress_flag()]
+
+
+def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episodes: int = 20, e2e_epochs: int = 8,
+                 detector_epochs: int = 8) -> None:
+    p.add_argument("--train-seeds", type=_seeds, default=seeds, help="training seeds of each learned contestant")
+    p.add_argument("--models", type=Path, default=None,
+                   help="models directory to reuse and extend (default LOGDIR/models)")
+    g = p.add_argument_group("training budget (only for models missing from --models)")
+    g.add_argument("--train-episodes", type=common.positive(int), default=train_episodes,
+                   help="expert episodes per scenario (scale: at least; more until the largest N is there)")
+    g.add_argument("--heldout-episodes", type=common.positive(int), default=4,
+                   help="train-dev and dev episodes per scenario")
+    g.add_argument("--e2e-epochs", type=common.positive(int), default=e2e_epochs,
+                   help="epochs per network (scale: the least; early stopping on train-dev)")
+    g.add_argument("--detector-frames", type=common.positive(int), default=3000, help="learned detector's train frames")
+    g.add_argument("--detector-epochs", type=common.positive(int), default=detector_epochs,
+                   help="learned detector's epochs (scale: the least)")
+
+
+def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
+    from steerbench.study.models import Budget
+
+    return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
+                  e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
+                  detector_epochs=args.detector_epochs, frames=frames, workers=args.workers,
+                  progress=not args.no_progress, backend=common.backend(args))
+
+
+# -- compare ---------------------------------------------------------------------------------
+def _compare_parser(sub) -> None:
+    from steerbench.study.contestants import lineup
+
+    # the first episode: evaluation past the ones the models are trained on
+    p = common.command(sub, "compare", cmd_compare,
+                       "modular vs end-to-end: every contestant on both splits, one report",
+                       parents=_study_parents("runs/compare", split=False, first=EVAL_INDEX))
+    p.add_argument("--contestants", default=",".join(lineup()),
+                   help="comma-separated built-in contestants (see docs/study.md)")
+    p.add_argument("--agent", action="append", default=[], metavar="[LABEL=]AGENT",
+                   help="also evaluate your own agent (registry name, entry point or module:Class)")
+    p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
+    p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
+    _models_args(p, seeds=(0, 1, 2))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from steerbench.study.compare import CompareConfig, run_compare
+    from steerbench.study.contestants import select, user_contestant
+    from steerbench.study.report import timings_table
+
+    scenarios = _scenarios(args)
+    names = [n.strip() for n in args.contestants.split(",") if n.strip()]
+    contestants = select(names) + [user_contestant(s) for s in common.parse_agents(args.agent, args.agent_opt)]
+    if not contestants:
+        raise common.UsageError("nothing to compare: --contestants is empty and no --agent given")
+    names = [c.name for c in contestants]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise common.UsageError(f"contestant name {clash!r} given twice; label your agent, "
+                                f"e.g. --agent my-{clash}={clash}")
+    budget = _budget(args, scenarios)
+    cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=budget,
+                        splits=_splits(args.splits), episodes=args.episodes, seed=args.first_episode,
+                        train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
+                        env=common.env_settings(args), progress=not args.no_progress,
+                        command=_command_line(), backend=budget.backend)
+    out = run_compare(cfg)
+    print()
+    print(timings_table(out.timings))
+    print(f"\nreport: {out.report}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+# -- scale -----------------------------------------------------------------------------------
 def _scale_parser(sub) -> None:
-    p = sub.add_parser("scale", help="Ng's curve: driving score vs training frames, e2e S/M/L and the modular agent",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.command(sub, "scale", cmd_scale,
+                       "Ng's curve: driving score vs training frames, e2e S/M/L and the modular agent",
+                       parents=_study_parents("runs/scale", first=EVAL_INDEX, scenarios="highway,racetrack"))
     p.add_argument("--frames", type=_sizes, default=(300, 1000, 3000, 10000),
                    help="dataset sizes N (train frames), e.g. 1000,3000,10000,30000 on a GPU")
-    p.add_argument("--nets", type=_nets, default=("S", "M", "L"), help="end-to-end network sizes")
+    p.add_argument("--nets", type=common.net_sizes, default=("S", "M", "L"), help="end-to-end network sizes")
     p.add_argument("--no-detector", action="store_true", help="leave out the modular agent's learned detector")
-    p.add_argument("--samples", type=cli._non_negative_int, default=30000,
+    p.add_argument("--samples", type=common.non_negative_int, default=30000,
                    help="training samples per model: small N gets more epochs (0: --e2e-epochs / --detector-epochs)")
-    cli._add_episode_args(p)
-    cli._add_backend_args(p)
-    p.set_defaults(scenarios="highway,racetrack", seed=EVAL_INDEX)  # evaluation past the training episodes
-    p.add_argument("--train-seeds", type=_seeds, default=(0,), help="training seeds of each model")
-    p.add_argument("--models", type=Path, default=None, help="models directory to reuse and extend (default LOGDIR/models)")
-    p.add_argument("--logdir", type=Path, default=Path("runs/scale"), help="run directory (resumed if it exists)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _budget_args(p, train_episodes=1, e2e_epochs=3, detector_epochs=3)
-    p.set_defaults(handler=cmd_scale)
+    _models_args(p, seeds=(0,), train_episodes=1, e2e_epochs=3, detector_epochs=3)
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from steerbench.study.scale import ScaleConfig, findings, run_scale, scale_table
     from steerbench.study.report import timings_table
+    from steerbench.study.scale import ScaleConfig, findings, run_scale, scale_table
 
     check_split(args.split)
-    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    scenarios = _scenarios(args)
     budget = dataclasses.replace(_budget(args, scenarios), samples=args.samples)
     cfg = ScaleConfig(frames=args.frames, scenarios=scenarios, budget=budget, nets=args.nets,
-                      detector=not args.no_detector, split=args.split, episodes=args.episodes, seed=args.seed,
-                      train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
-                      env=cli._env_settings(args), progress=not args.no_progress,
-                      command=shlex.join(["steerbench", *sys.argv[1:]]), backend=budget.backend)
+                      detector=not args.no_detector, split=args.split, episodes=args.episodes,
+                      seed=args.first_episode, train_seeds=args.train_seeds, workers=args.workers,
+                      logdir=args.logdir, models=args.models, env=common.env_settings(args),
+                      progress=not args.no_progress, command=_command_line(), backend=budget.backend)
     out = run_scale(cfg)
     print()
     print(scale_table(out, cfg.frames, markdown=False))
@@ -172,17 +172,82 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ceiling and diagnose --------------------------------------------------------------------
+def _ceiling_parser(sub) -> None:
+    g = common.command(sub, "ceiling", cmd_ceiling,
+                       "ceiling analysis: the modular agent with each stage replaced by its oracle",
+                       parents=_study_parents("runs/ceiling"))
+    g.add_argument("--detector", choices=("classical", "learned"), default="classical", help="the pipeline's detector")
+    g.add_argument("--checkpoint", default="", help="weights of the learned detector (steerbench train-detector)")
+    g.add_argument("--lanes", choices=("pixels", "map"), default="pixels", help="the pipeline's lane source")
+    g.add_argument("--controller", choices=("pure_pursuit", "stanley"), default="pure_pursuit")
+
+
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    from steerbench.study.ceiling import CeilingConfig, ceiling_table, run_ceiling
+
+    check_split(args.split)
+    if args.detector == "learned" and not args.checkpoint:
+        raise common.UsageError("--detector learned needs --checkpoint PATH (from steerbench train-detector)")
+    cfg = CeilingConfig(
+        scenarios=_scenarios(args), split=args.split, episodes=args.episodes, seed=args.first_episode,
+        workers=args.workers, logdir=args.logdir, env=common.env_settings(args), detector=args.detector,
+        lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
+        backend=common.backend(args),
+    )
+    out = run_ceiling(cfg)
+    print()
+    print(ceiling_table(out.rows))
+    print(f"\ntable: {out.run_dir / 'ceiling.md'}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+def _diagnose_parser(sub) -> None:
+    episodes = common.episode_flags(split=False, scenarios="highway,racetrack")
+    n = common.command(sub, "diagnose", cmd_diagnose,
+                       "Ng's table: avoidable bias, variance, data mismatch of a learned agent",
+                       parents=[common.agent_flags(many=False), episodes, common.workers_flag(), common.backend_flags(),
+                                common.logdir_flag(Path("runs/diagnose")), common.progress_flag()])
+    n.add_argument("--data", type=Path, default=None,
+                   help="its training dataset: environment settings, and the open-loop steering error per split")
+    n.add_argument("--offline-frames", type=common.positive(int), default=2000,
+                   help="open-loop frames per split, at most")
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from steerbench.harness.collect import dataset_settings
+    from steerbench.sim.runner import EnvSettings
+    from steerbench.study.diagnose import DiagnoseConfig, diagnosis_tables, log_diagnosis, run_diagnose
+
+    if len(args.agent) != 1:
+        raise common.UsageError("diagnose takes one --agent")
+    (agent,) = common.parse_agents(args.agent, args.agent_opt)
+    if agent.label == "expert":
+        raise common.UsageError("diagnose compares an agent with the expert; give it another label "
+                                "(--agent NAME=expert)")
+    env = dataset_settings(args.data)[0] if args.data else EnvSettings()
+    cfg = DiagnoseConfig(agent=agent, scenarios=_scenarios(args), episodes=args.episodes, seed=args.first_episode,
+                         workers=args.workers, logdir=args.logdir, env=env, data=args.data,
+                         offline_frames=args.offline_frames, progress=not args.no_progress,
+                         backend=common.backend(args))
+    diag = run_diagnose(cfg)
+    print()
+    print(diagnosis_tables(diag))
+    log_diagnosis(args.logdir, diag, [diagnosis_tables(diag, markdown=True)])
+    print(f"\ntables: {args.logdir / 'diagnosis.md'}   TensorBoard: tensorboard --logdir {args.logdir}")
+    return 0
+
+
+# -- errors ----------------------------------------------------------------------------------
 def _errors_parser(sub) -> None:
-    p = sub.add_parser("errors", help="error analysis: failed episodes by category, costliest first, with clips",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.command(sub, "errors", cmd_errors,
+                       "error analysis: failed episodes by category, costliest first, with clips",
+                       parents=[common.workers_flag("parallel processes for the replays"), common.backend_flags(),
+                                common.progress_flag()])
     p.add_argument("run", type=Path, help="a run directory of steerbench eval, compare or diagnose")
-    p.add_argument("--top", type=cli._positive(int), default=3, help="categories per agent that get clips")
-    p.add_argument("--clips", type=cli._non_negative_int, default=2, help="clips per category")
-    p.add_argument("--clip-frames", type=cli._positive(int), default=8, help="frames before the end of each clip")
-    p.add_argument("--workers", type=cli._positive(int), default=1, help="parallel processes for the replays")
-    cli._add_backend_args(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_errors)
+    p.add_argument("--top", type=common.positive(int), default=3, help="categories per agent that get clips")
+    p.add_argument("--clips", type=common.non_negative_int, default=2, help="clips per category")
+    p.add_argument("--clip-frames", type=common.positive(int), default=8, help="frames before the end of each clip")
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
@@ -190,7 +255,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from steerbench.study.replay import run_errors
 
     out = run_errors(ErrorsConfig(args.run, top=args.top, clips=args.clips, clip_frames=args.clip_frames,
-                                  workers=args.workers, progress=not args.no_progress, backend=cli._backend(args)))
+                                  workers=args.workers, progress=not args.no_progress, backend=common.backend(args)))
     print(errors_table(out, markdown=False))
     print(f"\ntable: {args.run / 'errors.md'}   TensorBoard: tensorboard --logdir {args.run / 'tb' / 'errors'}")
     return 0

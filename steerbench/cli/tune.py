@@ -1,4 +1,4 @@
-"""`steerbench tune`: parser and handler of the Ray Tune sweep (steerbench/tune.py, docs/tune.md)."""
+"""`steerbench tune`: the Ray Tune sweep of the end-to-end network (steerbench/study/tune.py, docs/tune.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 from steerbench.agents.errors import TrainingError
 
-from steerbench import cli
-from steerbench.cli.study import _nets
+from . import common
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -35,31 +34,28 @@ def _counts(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tune", help="sweep the end-to-end network's hyper-parameters and data size on Ray Tune",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.command(sub, "tune", cmd_tune,
+                       "sweep the end-to-end network's hyper-parameters and data size on Ray Tune",
+                       parents=[common.logdir_flag(Path("runs/tune"), "sweep directory (resumed if it exists)"),
+                                common.address_flag(), common.progress_flag()])
     p.add_argument("--data", type=Path, required=True, help="dataset directory from steerbench collect")
-    p.add_argument("--logdir", type=Path, default=Path("runs/tune"), help="sweep directory (resumed if it exists)")
-    p.add_argument("--sizes", type=_nets, default=("S", "M"), help="network sizes")
+    p.add_argument("--sizes", type=common.net_sizes, default=("S", "M"), help="network sizes")
     p.add_argument("--lrs", type=_floats, default=(3e-4, 1e-3, 3e-3), help="Adam learning rates")
     p.add_argument("--batches", type=_counts, default=(64,), help="batch sizes")
     p.add_argument("--frames", type=_counts, default=(0,), help="train frames per trial, e.g. 1000,3000,all")
-    p.add_argument("--epochs", type=cli._positive(int), default=10, help="most epochs per trial")
-    p.add_argument("--patience", type=cli._positive(int), default=3, help="epochs without train-dev improvement")
-    p.add_argument("--seed", type=cli._non_negative_int, default=0)
+    p.add_argument("--epochs", type=common.positive(int), default=10, help="most epochs per trial")
+    p.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
+    p.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the end (no ASHA early stopping)")
-    p.add_argument("--cpus-per-trial", type=cli._positive(float), default=1.0)
-    p.add_argument("--gpus-per-trial", type=cli._non_negative_float, default=0.0)
-    p.add_argument("--address", default=None, metavar="ADDR",
-                   help="a running Ray cluster ('auto', HOST:6379 or ray://HOST:10001); default: a local instance")
-    p.add_argument("--no-progress", action="store_true", help="no Tune status table")
-    p.set_defaults(handler=cmd_tune)
+    p.add_argument("--cpus-per-trial", type=common.positive(float), default=1.0)
+    p.add_argument("--gpus-per-trial", type=common.non_negative_float, default=0.0)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from steerbench.study.tune import SweepConfig, run_sweep, sweep_table, write_outputs
 
     if 0 in args.batches:
-        raise cli.UsageError("--batches must be positive")
+        raise common.UsageError("--batches must be positive")
     cfg = SweepConfig(data=args.data, logdir=args.logdir, sizes=args.sizes, lrs=args.lrs, batches=args.batches,
                       frames=args.frames, epochs=args.epochs, patience=args.patience, seed=args.seed,
                       asha=not args.no_asha, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,

@@ -28,7 +28,7 @@ class SeenWarning:
     def line(self) -> str:
         return (f"warning: agent {self.agent!r} is evaluated on {self.episodes} {self.split} episode(s) its "
                 f"checkpoint {self.checkpoint} was trained or selected on (indices {self.first}-{self.last}); "
-                "these scores are training scores (held-out episodes start at --seed 500000)")
+                "these scores are training scores (held-out episodes start at --first-episode 500000)")
 
     def as_dict(self) -> dict:
         return {"agent": self.agent, "checkpoint": self.checkpoint, "split": self.split, "episodes": self.episodes,

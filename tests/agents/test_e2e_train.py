@@ -125,11 +125,11 @@ def test_a_checkpoint_records_its_episodes_and_eval_on_them_is_flagged(data, tmp
     assert seen == {"trained": {"train": [[1, 2]]}, "selected": {"train": [[0, 0]]}}
     args = ["eval", "--agent", "e2e", "--agent-opt", f"e2e.checkpoint={best}", "--scenarios", "merge",
             "--episodes", "2", "--no-progress"]
-    assert main([*args, "--seed", "0", "--logdir", str(tmp_path / "own")]) == 0
+    assert main([*args, "--first-episode", "0", "--logdir", str(tmp_path / "own")]) == 0
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if line.startswith("warning:")] == [
         f"warning: agent 'e2e' is evaluated on 2 train episode(s) its checkpoint {best} was trained or selected on "
-        "(indices 0-1); these scores are training scores (held-out episodes start at --seed 500000)"]
+        "(indices 0-1); these scores are training scores (held-out episodes start at --first-episode 500000)"]
     invocation = json.loads((tmp_path / "own" / "config.json").read_text())["invocations"][-1]
     assert invocation["evaluated_on_own_data"] == [
         {"agent": "e2e", "checkpoint": str(best), "split": "train", "episodes": 2, "first": 0, "last": 1}]

@@ -206,3 +206,47 @@ def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path
     with pytest.raises(_Captured):
         main(argv + ["--backend", "ray", "--address", "auto"])
     assert seen[0].backend.kind == "ray" and seen[0].backend.address == "auto"
+
+
+@pytest.mark.parametrize("argv, target", [
+    (["eval", "--agent", "idle"], "steerbench.harness.evaluate.run_eval"),
+    (["collect", "--out", "D"], "steerbench.harness.collect.collect"),
+    (["ceiling"], "steerbench.study.ceiling.run_ceiling"),
+    (["diagnose", "--agent", "me=idle"], "steerbench.study.diagnose.run_diagnose"),
+    (["compare", "--contestants", "expert"], "steerbench.study.compare.run_compare"),
+    (["scale", "--frames", "300"], "steerbench.study.scale.run_scale"),
+])
+def test_first_episode_has_one_name_and_the_old_seed_still_works(argv, target, tmp_path, monkeypatch, capsys):
+    import importlib
+
+    module, name = target.rsplit(".", 1)
+    seen = []
+
+    def capture(cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise _Captured()
+
+    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    argv = [str(tmp_path / a) if a == "D" else a for a in argv]
+    for flag in ("--first-episode", "--seed"):
+        with pytest.raises(_Captured):
+            main(argv + [flag, "1234"])
+        err = capsys.readouterr().err
+        assert seen.pop().seed == 1234
+        if flag == "--seed":
+            assert len(err.strip().splitlines()) == 1 and "--seed is deprecated" in err and "--first-episode" in err
+        else:
+            assert err == ""
+
+
+def test_seed_means_weights_where_it_is_not_deprecated(capsys):
+    for command in (["train-e2e", "--data", "D", "--logdir", "L"], ["train-detector", "--frames", "10", "--logdir", "L"],
+                    ["tune", "--data", "D"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        help_text = capsys.readouterr().out
+        assert "--seed" in help_text and "--first-episode" not in help_text
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--first-episode" in help_text and "--seed" not in help_text

@@ -29,7 +29,7 @@ def _capture(monkeypatch, module: str, name: str):
 
 def _cfg(argv: list[str]):
     with pytest.raises(Captured) as got:
-        cli._dispatch(cli.build_parser().parse_args(argv))
+        cli.main(argv)
     return got.value.cfg
 
 
@@ -41,25 +41,25 @@ def _defaults(monkeypatch) -> dict[str, tuple[str, set[int]]]:
     """(purpose, seeds) of every command's default episodes (largest counts the flags allow are
     checked against the ranges separately)."""
     out = {}
-    _capture(monkeypatch, "evaluate", "run_eval")
+    _capture(monkeypatch, "harness.evaluate", "run_eval")
     for split in ("train", "train-dev", "dev", "test"):
         c = _cfg(["eval", "--agent", "expert", "--split", split, "--episodes", "50"])
         out[f"eval {split}"] = ("evaluation", _seeds(split, c.seed, c.episodes))
-    _capture(monkeypatch, "ceiling", "run_ceiling")
+    _capture(monkeypatch, "study.ceiling", "run_ceiling")
     c = _cfg(["ceiling", "--episodes", "50"])
     out["ceiling"] = ("evaluation", _seeds(c.split, c.seed, c.episodes))
-    _capture(monkeypatch, "diagnose", "run_diagnose")
+    _capture(monkeypatch, "study.diagnose", "run_diagnose")
     c = _cfg(["diagnose", "--agent", "e2e", "--episodes", "50"])
     for split in ("train", "train-dev", "dev", "test"):
         out[f"diagnose {split}"] = ("evaluation", _seeds(split, c.seed, c.episodes))
-    _capture(monkeypatch, "compare", "run_compare")
+    _capture(monkeypatch, "study.compare", "run_compare")
     c = _cfg(["compare", "--contestants", "expert", "--episodes", "50"])
     for split in c.splits:
         out[f"compare {split}"] = ("evaluation", _seeds(split, c.seed, c.episodes))
-    _capture(monkeypatch, "scale", "run_scale")
+    _capture(monkeypatch, "study.scale", "run_scale")
     c = _cfg(["scale", "--frames", "300", "--episodes", "50"])
     out["scale"] = ("evaluation", _seeds(c.split, c.seed, c.episodes))
-    _capture(monkeypatch, "collect", "collect")
+    _capture(monkeypatch, "harness.collect", "collect")
     for split, purpose in (("train", "training"), ("train-dev", "selection"), ("dev", "selection")):
         c = _cfg(["collect", "--out", "x", "--split", split, "--episodes", "50"])
         out[f"collect {split}"] = (purpose, _seeds(split, c.seed, c.episodes))

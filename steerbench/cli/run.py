@@ -1,0 +1,105 @@
+"""The harness's commands: `scenarios`, `agents`, `eval` and `collect`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from steerbench.agents.registry import AgentError, describe_options, known_agents, load_object
+from steerbench.sim.episodes import collection_start
+from steerbench.sim.registration import env_id
+from steerbench.sim.scenarios import SUITE, check_split, parse_scenarios
+
+from . import common
+
+
+def register(sub) -> None:
+    common.command(sub, "scenarios", cmd_scenarios, "list the scenario suite and its train/test differences")
+    common.command(sub, "agents", cmd_agents, "list registered agents, their inputs and options")
+    e = common.command(sub, "eval", cmd_eval, "evaluate agents on paired episodes", parents=[
+        common.agent_flags(), common.episode_flags(), common.workers_flag(), common.env_flags(),
+        common.backend_flags(), common.logdir_flag(Path("runs/eval")), common.progress_flag()])
+    e.add_argument("--act-timeout", type=common.positive(float), default=10.0, help="seconds allowed per act() call")
+    e.add_argument("--strips", type=common.non_negative_int, default=1,
+                   help="episodes per agent x scenario with a frame strip")
+    c = common.command(sub, "collect", cmd_collect, "record a dataset of teacher rollouts (frames, actions, boxes)",
+                       parents=[common.episode_flags(first=None), common.workers_flag(), common.env_flags(),
+                                common.backend_flags(), common.progress_flag()])
+    c.add_argument("--teacher", default="expert", metavar="AGENT", help="registry name, entry point or module:Class")
+    c.add_argument("--teacher-opt", action="append", default=[], metavar="KEY=VALUE", help="an option of the teacher")
+    c.add_argument("--out", type=Path, required=True, help="dataset directory (resumed if it exists)")
+    c.add_argument("--noise", type=common.non_negative_float, default=0.0,
+                   help="sd of steering noise added to the executed action; labels stay clean")
+    c.add_argument("--noise-fraction", type=common.non_negative_float, default=0.5, help="share of episodes with noise")
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    for s in SUITE.values():
+        print(f"{s.name}  ({env_id(s.name)})")
+        print(f"  {s.summary}")
+        print(f"  commands: {', '.join(f'{i}={c}' for i, c in enumerate(s.commands))}")
+        print(f"  train: {s.train.notes}; look: {s.train.look.describe()}")
+        print(f"  test:  {s.test.notes}; look: {s.test.look.describe()}")
+    print("\nsplits: train and train-dev draw from the train distribution, dev and test from the test one;")
+    print("seeds never overlap between splits.")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    for name, target in known_agents().items():
+        try:
+            cls = load_object(target)
+            info = getattr(cls, "info", None)
+            inputs = getattr(info, "inputs", "?")
+            print(f"{name} [{inputs}]  {target}")
+            if info is not None and info.description:
+                print(f"  {info.description}")
+            for opt, kind, default in describe_options(cls):
+                print(f"  --agent-opt {name}.{opt}=<{kind}>  (default {default})")
+        except AgentError as exc:
+            print(f"{name}  {target}  (cannot load: {exc})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from steerbench.harness.evaluate import EvalConfig, run_eval  # heavy imports only when evaluating
+    from steerbench.harness.summary import comparison_table, summary_table
+
+    check_split(args.split)
+    cfg = EvalConfig(
+        agents=common.parse_agents(args.agent, args.agent_opt), scenarios=_scenarios(args), split=args.split,
+        episodes=args.episodes, seed=args.first_episode, workers=args.workers, logdir=args.logdir,
+        env=common.env_settings(args), act_timeout_s=args.act_timeout, strip_episodes=args.strips,
+        progress=not args.no_progress, backend=common.backend(args),
+    )
+    out = run_eval(cfg)
+    print()
+    print(summary_table(out.groups))
+    if out.comparisons:
+        print()
+        print(comparison_table(out.comparisons))
+    print(f"\n{out.ran} episodes run, {len(out.rows) - out.ran} reused from {out.run_dir / 'results.jsonl'}")
+    print(f"summary: {out.run_dir / 'summary.md'}   TensorBoard: tensorboard --logdir {out.run_dir}")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from steerbench.harness.collect import CollectConfig, collect
+
+    label = common.label_of(args.teacher)
+    (teacher,) = common.parse_agents([args.teacher], [f"{label}.{o}" for o in args.teacher_opt])
+    first = collection_start(args.split) if args.first_episode is None else args.first_episode
+    cfg = CollectConfig(
+        teacher=teacher, scenarios=_scenarios(args), split=args.split, episodes=args.episodes, seed=first,
+        workers=args.workers, out=args.out, env=common.env_settings(args), noise_std=args.noise,
+        noise_fraction=args.noise_fraction, progress=not args.no_progress, backend=common.backend(args),
+    )
+    manifest = collect(cfg)
+    for key in sorted(manifest["frames"]):
+        print(f"{key}: {manifest['episodes'][key]} episodes, {manifest['frames'][key]} frames")
+    print(f"dataset: {args.out} ({manifest['total_frames']} frames; format in docs/dataset.md)")
+    return 0
+
+
+def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(s.name for s in parse_scenarios(args.scenarios))

@@ -1,0 +1,114 @@
+"""The training commands: `train-e2e` (behaviour cloning, optionally DAgger) and `train-detector`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from steerbench.sim.scenarios import parse_scenarios
+
+from . import common
+
+
+def register(sub) -> None:
+    _train_e2e_parser(sub)
+    d = common.command(sub, "train-detector", cmd_train_detector,
+                       "collect labelled frames and train the learned vehicle detector",
+                       parents=[common.logdir_flag(None), common.workers_flag("parallel collection processes"),
+                                common.backend_flags(), common.progress_flag()])
+    d.add_argument("--frames", type=common.positive(int), required=True,
+                   help="train frames (equal shares per scenario)")
+    d.add_argument("--scenarios", default="highway,racetrack", help="comma-separated scenario names, or 'all'")
+    d.add_argument("--data", type=Path, default=None,
+                   help="dataset directory (collected or resumed); default LOGDIR/data")
+    d.add_argument("--epochs", type=common.positive(int), default=10, help="most epochs to train")
+    d.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
+    d.add_argument("--eval-frames", type=common.positive(int), default=600,
+                   help="held-out frames per split (train-dev, dev)")
+
+
+def _train_e2e_parser(sub) -> None:
+    t = common.command(sub, "train-e2e", cmd_train_e2e, "train the end-to-end network by imitation of a dataset",
+                       parents=[common.logdir_flag(None), common.workers_flag("parallel processes for rollouts"),
+                                common.backend_flags(), common.progress_flag()])
+    t.add_argument("--data", type=Path, required=True, help="dataset directory from steerbench collect")
+    t.add_argument("--size", choices=("S", "M", "L"), default="M")
+    t.add_argument("--epochs", type=common.positive(int), default=10)
+    t.add_argument("--batch", type=common.positive(int), default=64)
+    t.add_argument("--lr", type=common.positive(float), default=1e-3)
+    t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
+    t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
+    t.add_argument("--full", action="store_true", help="also predict acceleration (for --mode full)")
+    g = t.add_argument_group("DAgger (after behaviour cloning; docs/e2e.md)")
+    g.add_argument("--dagger-rounds", type=common.non_negative_int, default=0,
+                   help="DAgger rounds after behaviour cloning (student rollouts labelled by the expert)")
+    g.add_argument("--dagger-episodes", type=common.positive(int), default=10,
+                   help="student rollouts per scenario and round")
+    g.add_argument("--dagger-eval-episodes", type=common.positive(int), default=5,
+                   help="closed-loop episodes per scenario after each round")
+    g.add_argument("--dagger-scenarios", default=None,
+                   help="where to roll out (default: the dataset's train scenarios)")
+
+
+def cmd_train_e2e(args: argparse.Namespace) -> int:
+    from steerbench.agents.e2e_train import TrainConfig, train
+
+    cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
+                      batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
+                      outputs=2 if args.full else 1, progress=not args.no_progress)
+    if args.dagger_rounds:
+        return _dagger(args, cfg)
+    state = train(cfg)
+    for h in state["history"]:
+        print(f"epoch {h['epoch']}: train L1 {h['train_l1']:.4f}, train-dev L1 {h['train_dev_l1']:.4f}")
+    print(f"best train-dev L1 {state['best']:.4f}; checkpoint {args.logdir / 'checkpoints' / 'best.pt'}")
+    return 0
+
+
+def _dagger(args: argparse.Namespace, train_cfg) -> int:
+    from steerbench.harness.collect import dataset_settings
+    from steerbench.harness.dagger import DaggerConfig, run_dagger
+
+    env, scenarios = dataset_settings(args.data)
+    if args.dagger_scenarios:
+        scenarios = tuple(s.name for s in parse_scenarios(args.dagger_scenarios))
+    if not scenarios:
+        raise common.UsageError(f"{args.data} has no train episodes to take DAgger's scenarios from; "
+                                "give --dagger-scenarios")
+    history = run_dagger(DaggerConfig(
+        train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios, episodes=args.dagger_episodes,
+        eval_episodes=args.dagger_eval_episodes, workers=args.workers, env=env, progress=not args.no_progress,
+        backend=common.backend(args),
+    ))
+    for h in history:
+        scores = ", ".join(f"{s} {h[s]['driving_score']:.2f}" for s in scenarios if s in h)
+        print(f"round {h['round']}: driving score {scores}; checkpoint {h['checkpoint']}")
+    print(f"per-round scores: {args.logdir / 'dagger.json'}   TensorBoard: tensorboard --logdir {args.logdir}")
+    return 0
+
+
+def cmd_train_detector(args: argparse.Namespace) -> int:
+    from steerbench.harness.collect import CollectConfig, collect
+    from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, results_table, train_detector
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios))
+    data = args.data or args.logdir / "data"
+    (teacher,) = common.parse_agents(["expert"], [])
+    backend = common.backend(args)
+
+    def collect_episodes(scenario: str, split: str, episodes: int, missing: int) -> None:
+        collect(CollectConfig(teacher=teacher, scenarios=(scenario,), split=split, episodes=episodes,
+                              workers=min(args.workers, missing), out=data, progress=not args.no_progress,
+                              backend=backend))
+
+    cfg = DetectorTrainConfig(data=str(data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
+                              eval_frames=args.eval_frames, epochs=args.epochs, seed=args.seed,
+                              progress=not args.no_progress)
+    prepare_data(cfg, collect_episodes)
+    metrics = train_detector(cfg)
+    print(results_table(metrics))
+    print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; operating score threshold "
+          f"{metrics['score_threshold']:g}; matching: perception/metrics.py (Hungarian, centres within 2 m)")
+    print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
+          f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
+    return 0
