@@ -26,7 +26,10 @@ demo: $(STAMP)
 		--train-episodes 4 --heldout-episodes 2 --e2e-epochs 4 --detector-frames 1000 --detector-epochs 3
 	@echo "Report: runs/demo/report.md   TensorBoard: $(BIN)/tensorboard --logdir runs"
 
+# ruff (pyflakes, isort, lines <= 120; pyproject.toml) first: a lint error fails in seconds, not after the suite.
+# The import direction of the layers is tests/test_layering.py.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # Environment speed, the fast simulation core against stock, then the harness-cost benchmarks

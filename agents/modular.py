@@ -188,7 +188,8 @@ class ModularAgent:
     def _accel(speed: float, desired: float, plan: Trajectory, tracks: list[Track]) -> float:
         """IDM on the nearest vehicle along the plan (Frenet: in a curve, ego-frame y would miss it)."""
         s0 = frenet(plan.points)[0]
-        ahead = [(s - s0, t) for t in tracks for s, d, _ in [frenet(plan.points, t.position)] if s > s0 and abs(d) < 2.0]
+        ahead = [(s - s0, t) for t in tracks for s, d, _ in [frenet(plan.points, t.position)]
+                 if s > s0 and abs(d) < 2.0]
         if not ahead:
             return idm_acceleration(speed, desired) / 5.0
         distance, t = min(ahead, key=lambda a: a[0])
@@ -210,8 +211,16 @@ def _truth_detections(truth: GroundTruth | None) -> list[Detection]:
     for v in truth.others:
         x, y = ego.to_local(v.position)[0]
         if -40.0 < x < 80.0 and abs(y) < 30.0:
-            out.append(Detection(np.zeros((4, 2)), np.array([x, y]), v.length, v.width,
-                                 float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi), 1.0))
+            out.append(
+                Detection(
+                    np.zeros((4, 2)),
+                    np.array([x, y]),
+                    v.length,
+                    v.width,
+                    float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi),
+                    1.0,
+                )
+            )
     return out
 
 

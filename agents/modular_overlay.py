@@ -19,7 +19,14 @@ from steerbench.perception.types import Detection, FrameGeometry
 from steerbench.planning.planner import Lane, Trajectory
 
 SCALE = 4
-YELLOW, GREEN, BLUE, LIGHT_BLUE, GREY, RED = (255, 220, 0), (0, 200, 0), (40, 90, 255), (120, 170, 255), (150, 150, 150), (230, 0, 0)
+YELLOW, GREEN, BLUE, LIGHT_BLUE, GREY, RED = (
+    (255, 220, 0),
+    (0, 200, 0),
+    (40, 90, 255),
+    (120, 170, 255),
+    (150, 150, 150),
+    (230, 0, 0),
+)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ class PilotNet(nn.Module):
         self.trunk = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             n_feat = self.trunk(torch.zeros(1, config.stack * config.channels, config.height, config.width)).shape[1]
-        self.fuse = nn.Sequential(nn.Linear(n_feat + 1, fc[0]), nn.ELU(), nn.Dropout(0.2), nn.Linear(fc[0], fc[1]), nn.ELU())
+        self.fuse = nn.Sequential(
+            nn.Linear(n_feat + 1, fc[0]), nn.ELU(), nn.Dropout(0.2), nn.Linear(fc[0], fc[1]), nn.ELU()
+        )
         self.branches = nn.ModuleList(
             nn.Sequential(nn.Linear(fc[1], 16), nn.ELU(), nn.Linear(16, config.outputs)) for _ in range(config.commands)
         )

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode
-
 from benchlib import episode_parser, ratio_line
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.collect import CollectConfig, collect

@@ -31,7 +31,6 @@ from typing import Callable, Sequence
 
 import gymnasium
 import numpy as np
-
 from benchlib import episode_parser, ratio_line
 
 from steerbench.agents.registry import AgentSpec

@@ -63,15 +63,18 @@ def truth(env: SteerEnv) -> tuple[float, float, float, set]:
 def map_centre(env, ahead_m: float = 40.0, step_m: float = 1.0) -> np.ndarray:
     """The ego lane's centre line from abreast of the ego to `ahead_m` along the route, ego frame."""
     ego = env.core.vehicle
-    return centre_line(env.core.road.network, ego.lane_index, env.route_lanes(), vehicle_state(ego), 0.0, ahead_m, step_m)
+    return centre_line(
+        env.core.road.network, ego.lane_index, env.route_lanes(), vehicle_state(ego), 0.0, ahead_m, step_m
+    )
 
 
 def fix_render(env: SteerEnv) -> None:
     """Curved lanes' solid lines drawn as CONTINUOUS (stripe by stripe, following the curve)."""
     for lane in env.core.road.network.lanes_list():
         if type(lane) is not StraightLane:
-            lane.line_types = tuple(LineType.CONTINUOUS if t == LineType.CONTINUOUS_LINE else t
-                                    for t in lane.line_types)
+            lane.line_types = tuple(
+                LineType.CONTINUOUS if t == LineType.CONTINUOUS_LINE else t for t in lane.line_types
+            )
 
 
 def _affine_about_ego(self: Camera, pose) -> np.ndarray:
@@ -111,7 +114,7 @@ def centre_error(s: Sample) -> float:
     lane = s.estimate.lanes[0]
     if not (lane.x_range[0] <= AHEAD_M <= lane.x_range[1]) or np.isnan(s.centre_y):
         return np.nan
-    return abs(float(lane.coef @ [1.0, AHEAD_M, AHEAD_M ** 2]) - s.centre_y)
+    return abs(float(lane.coef @ [1.0, AHEAD_M, AHEAD_M**2]) - s.centre_y)
 
 
 def row(scenario: str, split: str, samples: list[Sample]) -> str:
@@ -128,8 +131,10 @@ def row(scenario: str, split: str, samples: list[Sample]) -> str:
     def q(a: np.ndarray) -> str:
         return f"{np.median(a):.2f} / {np.percentile(a, 95):.2f}" if len(a) else "-"
 
-    return (f"| {scenario} | {split} | {len(samples)} | {len(ok) / max(len(samples), 1):.2f} | {q(off)} | {q(head)} | "
-            f"{q(cen)} ({len(cen)}) | {false:.0f} / {missed:.2f} | {np.mean(ms):.1f} / {np.percentile(ms, 95):.1f} |")
+    return (
+        f"| {scenario} | {split} | {len(samples)} | {len(ok) / max(len(samples), 1):.2f} | {q(off)} | {q(head)} | "
+        f"{q(cen)} ({len(cen)}) | {false:.0f} / {missed:.2f} | {np.mean(ms):.1f} / {np.percentile(ms, 95):.1f} |"
+    )
 
 
 def main() -> None:
@@ -142,15 +147,18 @@ def main() -> None:
     args = p.parse_args()
     if args.fix_render:
         Camera._affine = _affine_about_ego
-    print("| scenario | split | frames | valid | offset err m (median / p95) | heading err deg (median / p95) "
-          f"| centre err at {AHEAD_M:g} m (median / p95, frames) | false lanes per 100 / missed share "
-          "| CPU ms per frame (mean / p95) |")
+    print(
+        "| scenario | split | frames | valid | offset err m (median / p95) | heading err deg (median / p95) "
+        f"| centre err at {AHEAD_M:g} m (median / p95, frames) | false lanes per 100 / missed share "
+        "| CPU ms per frame (mean / p95) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for split in ("train", "test"):
         for scenario in args.scenarios.split(","):
             env = SteerEnv(scenario, split)
-            samples = [s for seed in range(args.episodes)
-                       for s in drive(env, seed, args.steps, args.weave, args.fix_render)]
+            samples = [
+                s for seed in range(args.episodes) for s in drive(env, seed, args.steps, args.weave, args.fix_render)
+            ]
             env.close()
             print(row(scenario, split, samples), flush=True)
 

@@ -25,7 +25,6 @@ from steerbench.sim.env import SteerEnv
 from steerbench.sim.scenarios import episode_seed, parse_scenarios
 from steerbench.sim.types import EpisodeInfo, Observation
 
-
 BLOCK = 10  # [policy steps] per timing block
 
 

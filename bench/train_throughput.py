@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch.utils.data import Subset
-
 from benchlib import ratio_line
+from torch.utils.data import Subset
 
 from steerbench.agents.e2e_train import TrainConfig, _augment, _epoch, _splits
 from steerbench.agents.pilotnet import NetConfig, PilotNet

@@ -213,10 +213,13 @@ class TrajectoryPlanner:
         across = np.abs(d[..., 0] * heading[None, :, 1] - d[..., 1] * heading[None, :, 0])
         lengths = np.array([t.length for t in tracks])[:, None]
         widths = np.array([t.width for t in tracks])[:, None]
-        hit = (along < (self.p.ego_length + lengths) / 2 + gap) & (across < (self.p.ego_width + widths) / 2 + self.p.margin_m / 2)
+        long_hit = along < (self.p.ego_length + lengths) / 2 + gap
+        hit = long_hit & (across < (self.p.ego_width + widths) / 2 + self.p.margin_m / 2)
         return bool(hit.any())
 
-    def _cost(self, lead: tuple[Track, float] | None, speeds: np.ndarray, profile: str, new: bool, desired: float) -> float:
+    def _cost(
+        self, lead: tuple[Track, float] | None, speeds: np.ndarray, profile: str, new: bool, desired: float
+    ) -> float:
         p = self.p
         lead_speed = desired if lead is None or lead[1] > 80.0 else float(np.linalg.norm(lead[0].velocity))
         # The speed this candidate can hold: its own profile's, capped by the lane's leader.

@@ -13,6 +13,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
+
 from steerbench.sim.errors import SteerbenchError
 
 KINDS = ("process", "ray")

@@ -11,13 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from steerbench.agents.registry import AgentSpec, check_agent, check_camera
+from steerbench.harness.backends import Backend
+from steerbench.harness.parallel import run_tasks
 from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
 from steerbench.sim.storage import atomic_write_json, check_stored, settings_from_json, settings_json
-
-from steerbench.harness.backends import Backend
-from steerbench.harness.parallel import run_tasks
 
 
 @dataclass(frozen=True)

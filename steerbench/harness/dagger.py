@@ -20,12 +20,11 @@ from pathlib import Path
 from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import BUILTIN, AgentSpec
-from steerbench.sim.episodes import DAGGER_CHECK, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
-from steerbench.sim.runner import EnvSettings
-
 from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect
 from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.sim.episodes import DAGGER_CHECK, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
+from steerbench.sim.runner import EnvSettings
 
 # The expert labels states it did not choose: it keeps to the lane the student is in (see
 # ExpertOptions.follow_ego_lane), or a lane change the student never makes labels a whole episode.
@@ -51,7 +50,9 @@ def check_budget(cfg: DaggerConfig) -> None:
     if cfg.rounds > MAX_DAGGER_ROUNDS:
         raise TrainingError(f"at most {MAX_DAGGER_ROUNDS} DAgger rounds (got {cfg.rounds})")
     if cfg.episodes > DAGGER_ROUND_STRIDE:
-        raise TrainingError(f"at most {DAGGER_ROUND_STRIDE} DAgger rollouts per scenario and round (got {cfg.episodes})")
+        raise TrainingError(
+            f"at most {DAGGER_ROUND_STRIDE} DAgger rollouts per scenario and round (got {cfg.episodes})"
+        )
     if not DAGGER_CHECK.holds("train", DAGGER_CHECK.start, cfg.eval_episodes):
         raise TrainingError(f"too many closed-loop check episodes per round ({cfg.eval_episodes})")
 
@@ -83,22 +84,43 @@ def _student(cfg: DaggerConfig, r: int) -> AgentSpec:
 
 def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
     """The round's rollouts of the previous student, labelled by the expert, into the dataset."""
-    collect(CollectConfig(
-        teacher=LABELLER, scenarios=cfg.scenarios, split="train",
-        episodes=cfg.episodes, seed=dagger_start(r), workers=cfg.workers, out=Path(cfg.train.data),
-        env=cfg.env, driver=_student(cfg, r - 1), progress=cfg.progress, backend=cfg.backend,
-    ))
+    collect(
+        CollectConfig(
+            teacher=LABELLER,
+            scenarios=cfg.scenarios,
+            split="train",
+            episodes=cfg.episodes,
+            seed=dagger_start(r),
+            workers=cfg.workers,
+            out=Path(cfg.train.data),
+            env=cfg.env,
+            driver=_student(cfg, r - 1),
+            progress=cfg.progress,
+            backend=cfg.backend,
+        )
+    )
 
 
 def _closed_loop(cfg: DaggerConfig, r: int) -> dict:
-    out = run_eval(EvalConfig(
-        agents=(_student(cfg, r),), scenarios=cfg.scenarios, split="train", episodes=cfg.eval_episodes,
-        seed=DAGGER_CHECK.start,
-        workers=cfg.workers, logdir=Path(cfg.train.logdir) / "dagger-eval", env=cfg.env, strip_episodes=0,
-        progress=cfg.progress, backend=cfg.backend,
-    ))
-    return {g.scenario: {"driving_score": g.metrics["driving_score"].mean, "success": g.metrics["success"].mean}
-            for g in out.groups}
+    out = run_eval(
+        EvalConfig(
+            agents=(_student(cfg, r),),
+            scenarios=cfg.scenarios,
+            split="train",
+            episodes=cfg.eval_episodes,
+            seed=DAGGER_CHECK.start,
+            workers=cfg.workers,
+            logdir=Path(cfg.train.logdir) / "dagger-eval",
+            env=cfg.env,
+            strip_episodes=0,
+            progress=cfg.progress,
+            backend=cfg.backend,
+        )
+    )
+    return {
+        g.scenario: {"driving_score": g.metrics["driving_score"].mean, "success": g.metrics["success"].mean}
+        for g in out.groups
+    }
 
 
 def _log(cfg: DaggerConfig, history: list[dict]) -> None:

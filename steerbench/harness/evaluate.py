@@ -11,17 +11,16 @@ from typing import Iterator, Sequence
 from tqdm import tqdm
 
 from steerbench.agents.registry import AgentSpec, check_agent, check_camera
-from steerbench.sim.episodes import EVAL_START
-from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
-from steerbench.sim.scenarios import episode_seed
-from steerbench.sim.types import CameraConfig
-
 from steerbench.harness import rundir, summary
 from steerbench.harness.backends import Backend
 from steerbench.harness.heldout import seen_warnings
 from steerbench.harness.parallel import run_episode, run_tasks
 from steerbench.harness.results import ResultsStore, row_key
 from steerbench.harness.tb import save_strip, write_tensorboard
+from steerbench.sim.episodes import EVAL_START
+from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
+from steerbench.sim.scenarios import episode_seed
+from steerbench.sim.types import CameraConfig
 
 
 @dataclass(frozen=True)
@@ -88,14 +87,22 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
     warnings = seen_warnings(cfg.agents, cfg.split, range(cfg.seed, cfg.seed + cfg.episodes))
     for w in warnings:
         print(w.line(), file=sys.stderr)
-    rundir.prepare(run_dir, cfg, meta, notes={"evaluated_on_own_data": [w.as_dict() for w in warnings]} if warnings else None)
+    rundir.prepare(
+        run_dir, cfg, meta, notes={"evaluated_on_own_data": [w.as_dict() for w in warnings]} if warnings else None
+    )
     store = ResultsStore(run_dir / "results.jsonl")
     if store.repaired:
         print(f"note: cut a torn last line from {store.path}", file=sys.stderr)
     tasks = make_tasks(cfg, meta, store.keys())
     total = len(cfg.agents) * len(cfg.scenarios) * cfg.episodes
-    bar = tqdm(total=total, initial=total - len(tasks), desc="episodes", unit="ep",
-               disable=not cfg.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=total - len(tasks),
+        desc="episodes",
+        unit="ep",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+    )
     ran = 0
     try:
         for result in _results(tasks, cfg.workers, cfg.backend):
@@ -103,8 +110,9 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
             if result.strip:
                 save_strip(run_dir, result.agent, result.scenario, result.split, result.index, result.strip)
             if result.overlays:
-                save_strip(run_dir, result.agent, f"{result.scenario}-overlay", result.split, result.index,
-                           result.overlays)
+                save_strip(
+                    run_dir, result.agent, f"{result.scenario}-overlay", result.split, result.index, result.overlays
+                )
             ran += 1
             bar.update(1)
             bar.set_postfix_str(f"{result.agent}/{result.scenario}: {result.metrics['failure']}")
@@ -114,8 +122,12 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
 
 
 def finish(run_dir: Path, store: ResultsStore, cfg: EvalConfig, meta: dict, ran: int) -> EvalOutcome:
-    wanted = {(s.label, sc, cfg.split, i) for s in cfg.agents for sc in cfg.scenarios
-              for i in range(cfg.seed, cfg.seed + cfg.episodes)}
+    wanted = {
+        (s.label, sc, cfg.split, i)
+        for s in cfg.agents
+        for sc in cfg.scenarios
+        for i in range(cfg.seed, cfg.seed + cfg.episodes)
+    }
     rows = [r for r in store if row_key(r) in wanted]
     labels = [s.label for s in cfg.agents]
     groups = summary.summarise(rows, {k: meta[k]["inputs"] for k in labels})

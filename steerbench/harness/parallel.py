@@ -8,9 +8,8 @@ import os
 import signal
 from typing import Any, Callable, Iterator, Sequence
 
-from steerbench.sim.runner import EpisodeRunner
-
 from steerbench.harness.backends import WORKER_ENV, Backend, ray_tasks, run_job
+from steerbench.sim.runner import EpisodeRunner
 
 Job = Callable[[EpisodeRunner, Any], Any]  # a module-level function, so that it pickles
 

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 from typing import Iterator
+
 from steerbench.sim.errors import SteerbenchError
 
 Key = tuple[str, str, str, int]

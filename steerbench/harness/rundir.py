@@ -14,6 +14,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
 from steerbench.sim.errors import SteerbenchError
 from steerbench.sim.storage import atomic_write_json, check_stored, settings_json
 

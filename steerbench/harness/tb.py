@@ -23,9 +23,8 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from steerbench.sim.metrics import METRIC_NAMES, STEER_BINS
-
 from steerbench.harness.summary import Group
+from steerbench.sim.metrics import METRIC_NAMES, STEER_BINS
 
 HPARAM_METRICS = ("driving_score", "success", "route_completion")
 
@@ -52,7 +51,8 @@ def write_tensorboard(
             _hparams(writer, agent, meta, [g for g in groups if g.agent == agent])
             _strips(writer, Path(run_dir) / "media" / agent)
             writer.add_text("summary", summary_md)
-            writer.add_text("agent", f"**{agent}** [{meta.get('inputs', '?')}] `{meta.get('target', '')}` options: `{meta.get('options', {})}`")
+            writer.add_text("agent", f"**{agent}** [{meta.get('inputs', '?')}] `{meta.get('target', '')}` "
+                                     f"options: `{meta.get('options', {})}`")
         finally:
             writer.close()
 
@@ -77,9 +77,15 @@ def _histograms(writer: SummaryWriter, rows: Sequence[dict]) -> None:
             continue
         centres = (STEER_BINS[:-1] + STEER_BINS[1:]) / 2
         writer.add_histogram_raw(
-            f"control/{scenario}/{split}/steering", min=-1.0, max=1.0, num=int(c.sum()),
-            sum=float((c * centres).sum()), sum_squares=float((c * centres**2).sum()),
-            bucket_limits=STEER_BINS[1:].tolist(), bucket_counts=c.tolist(), global_step=0,
+            f"control/{scenario}/{split}/steering",
+            min=-1.0,
+            max=1.0,
+            num=int(c.sum()),
+            sum=float((c * centres).sum()),
+            sum_squares=float((c * centres**2).sum()),
+            bucket_limits=STEER_BINS[1:].tolist(),
+            bucket_counts=c.tolist(),
+            global_step=0,
         )
 
 
@@ -109,7 +115,9 @@ def _strips(writer: SummaryWriter, media: Path) -> None:
         writer.add_image(f"media/{scenario}/{split}", img[..., ::-1].copy(), global_step=int(index), dataformats="HWC")
 
 
-def save_strip(run_dir: Path, agent: str, scenario: str, split: str, index: int, frames: Sequence[np.ndarray]) -> Path | None:
+def save_strip(
+    run_dir: Path, agent: str, scenario: str, split: str, index: int, frames: Sequence[np.ndarray]
+) -> Path | None:
     """Frames side by side (RGB), 2 px apart, as media/<agent>/<scenario>_<split>_<index>.png."""
     if not frames:
         return None

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Sequence
 
 from steerbench.agents.registry import BUILTIN, AgentSpec
-from steerbench.sim.episodes import EVAL_START
-from steerbench.sim.runner import EnvSettings
-
 from steerbench.harness.backends import Backend
 from steerbench.harness.evaluate import EvalConfig, run_eval
-from steerbench.harness.summary import table
 from steerbench.harness.intervals import Estimate, estimate, paired_difference
+from steerbench.harness.summary import table
 from steerbench.harness.tb import tb_dir
+from steerbench.sim.episodes import EVAL_START
+from steerbench.sim.runner import EnvSettings
 
 
 @dataclass(frozen=True)
@@ -115,15 +114,34 @@ def ceiling_rows(rows: Sequence[dict], ladder: Sequence[Step], scenarios: Sequen
         for k, st in enumerate(ladder):
             gain = paired_difference(series[st.label], series[ladder[k - 1].label]) if k else None
             share = gain.mean / total.mean if gain is not None and resolved else None
-            out.append(CeilingRow(scenario, st.label, st.stage, estimate("driving_score", series[st.label]), gain, share))
+            out.append(
+                CeilingRow(scenario, st.label, st.stage, estimate("driving_score", series[st.label]), gain, share)
+            )
     return out
 
 
 def ceiling_table(rows: Sequence[CeilingRow], markdown: bool = False) -> str:
-    header = ["scenario", "configuration", "oracle replaces", "n", "driving score", "gain over row above",
-              "share of gap to expert"]
-    body = [[r.scenario, r.label, r.stage or "-", str(r.score.n), r.score.fmt(),
-             r.gain.fmt() if r.gain else "-", f"{r.share:+.0%}" if r.share is not None else "-"] for r in rows]
+    header = [
+        "scenario",
+        "configuration",
+        "oracle replaces",
+        "n",
+        "driving score",
+        "gain over row above",
+        "share of gap to expert",
+    ]
+    body = [
+        [
+            r.scenario,
+            r.label,
+            r.stage or "-",
+            str(r.score.n),
+            r.score.fmt(),
+            r.gain.fmt() if r.gain else "-",
+            f"{r.share:+.0%}" if r.share is not None else "-",
+        ]
+        for r in rows
+    ]
     return table(header, body, markdown)
 
 

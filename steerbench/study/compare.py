@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Sequence
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.sim.runner import EnvSettings
-
 from steerbench.harness import rundir
 from steerbench.harness.backends import Backend
-from steerbench.study.contestants import Contestant
 from steerbench.harness.evaluate import EvalConfig, run_eval
-from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
 from steerbench.harness.results import ResultsStore, row_key
+from steerbench.sim.runner import EnvSettings
+from steerbench.study.contestants import Contestant
 from steerbench.study.design import PRIMARY, Entry, Pair, cells, modular_vs_e2e
+from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
 from steerbench.study.report import INTERVALS, PAIRS, StudyData, figures, markdown, write_tensorboard
 
 

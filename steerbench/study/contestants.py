@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from steerbench.agents.registry import AgentError, AgentSpec, resolve
-
 from steerbench.study.models import Models
 
 

@@ -20,7 +20,14 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from steerbench.harness.intervals import RATES, UNIT_INTERVAL, Estimate, bootstrap_mean, clipped
-from steerbench.study.stats import PairedTest, SeedSpread, hierarchical_difference, hierarchical_mean, holm_family, seed_spread
+from steerbench.study.stats import (
+    PairedTest,
+    SeedSpread,
+    hierarchical_difference,
+    hierarchical_mean,
+    holm_family,
+    seed_spread,
+)
 
 OVERALL = "overall"
 STUDY_METRICS = ("driving_score", "success", "collision", "off_road", "route_completion",

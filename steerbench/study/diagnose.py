@@ -30,15 +30,14 @@ import numpy as np
 from scipy import stats as sps
 
 from steerbench.agents.registry import BUILTIN, AgentSpec, check_agent
+from steerbench.harness.backends import Backend
+from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.harness.intervals import Estimate, estimate, mean, paired_difference
+from steerbench.harness.summary import table
 from steerbench.sim.dataset import DatasetError, iter_episodes, stack_frames
 from steerbench.sim.episodes import EVAL_START
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.types import SPLITS, Observation
-
-from steerbench.harness.backends import Backend
-from steerbench.harness.evaluate import EvalConfig, run_eval
-from steerbench.harness.summary import table
-from steerbench.harness.intervals import Estimate, estimate, mean, paired_difference
 
 ERRORS = {"1 - driving score": "driving_score", "1 - success": "success"}
 GAPS = (("avoidable bias", "expert", "train"), ("variance", "train", "train-dev"),
@@ -46,7 +45,8 @@ GAPS = (("avoidable bias", "expert", "train"), ("variance", "train", "train-dev"
 ADVICE = {
     "avoidable bias": "train a bigger model, train longer, or change the architecture",
     "variance": "get more training data (DAgger rollouts, more episodes), regularise (augmentation), stop earlier",
-    "data mismatch": "make the training data more like the test distribution (collect or synthesise it, augment appearance)",
+    "data mismatch": "make the training data more like the test distribution "
+                     "(collect or synthesise it, augment appearance)",
     "overfitting to dev": "get a bigger dev set",
 }
 
@@ -96,9 +96,20 @@ def run_diagnose(cfg: DiagnoseConfig) -> Diagnosis:
     expert = AgentSpec("expert", BUILTIN["expert"])
     per_split = {}
     for split in SPLITS:  # the expert drives the same held-out episodes of every split as the agent
-        out = run_eval(EvalConfig(agents=(cfg.agent, expert), scenarios=cfg.scenarios, split=split,
-                                  episodes=cfg.episodes, seed=cfg.seed, workers=cfg.workers, logdir=cfg.logdir,
-                                  env=cfg.env, progress=cfg.progress, backend=cfg.backend))
+        out = run_eval(
+            EvalConfig(
+                agents=(cfg.agent, expert),
+                scenarios=cfg.scenarios,
+                split=split,
+                episodes=cfg.episodes,
+                seed=cfg.seed,
+                workers=cfg.workers,
+                logdir=cfg.logdir,
+                env=cfg.env,
+                progress=cfg.progress,
+                backend=cfg.backend,
+            )
+        )
         per_split[split] = out.rows
     diag = closed_loop(per_split, cfg.agent.label)
     if cfg.data is not None:
@@ -118,8 +129,10 @@ def closed_loop(per_split: dict[str, list[dict]], label: str) -> Diagnosis:
             keys = sorted(set(agent) & set(expert))
             excess[split] = np.array([agent[k] - expert[k] for k in keys])
             diag.errors[name][split] = SplitError(
-                expert=estimate(metric, [expert[k] for k in keys]), agent=estimate(metric, [agent[k] for k in keys]),
-                excess=paired_difference([agent[k] for k in keys], [expert[k] for k in keys]))
+                expert=estimate(metric, [expert[k] for k in keys]),
+                agent=estimate(metric, [agent[k] for k in keys]),
+                excess=paired_difference([agent[k] for k in keys], [expert[k] for k in keys]),
+            )
         diag.gaps[name] = {gap: _gap(excess, a, b) for gap, a, b in GAPS}
     diag.largest, diag.unresolved = _largest(diag.gaps["1 - driving score"])
     return diag
@@ -137,7 +150,12 @@ def _gap(excess: dict[str, np.ndarray], low: str, high: str) -> Estimate:
         return mean(excess[high])
     a, b = excess.get(high, np.zeros(0)), excess.get(low, np.zeros(0))
     if len(a) < 2 or len(b) < 2:
-        return Estimate(float(a.mean() - b.mean()) if len(a) and len(b) else float("nan"), float("nan"), float("nan"), min(len(a), len(b)))
+        return Estimate(
+            float(a.mean() - b.mean()) if len(a) and len(b) else float("nan"),
+            float("nan"),
+            float("nan"),
+            min(len(a), len(b)),
+        )
     if a.std() == 0 and b.std() == 0:
         d = float(a.mean() - b.mean())
         return Estimate(d, d, d, min(len(a), len(b)))
@@ -183,7 +201,7 @@ def offline_errors(cfg: DiagnoseConfig, data: Path) -> dict[str, SplitError]:
                     continue
                 errs += _replay(runner, agent, ep, cfg)
             if errs:
-                agent_error = mean(errs[:cfg.offline_frames])
+                agent_error = mean(errs[: cfg.offline_frames])
                 out[split] = SplitError(expert=zero, agent=agent_error, excess=agent_error)
     finally:
         runner.close()
@@ -204,8 +222,11 @@ def _replay(runner: EpisodeRunner, agent, ep, cfg: DiagnoseConfig) -> list[float
 
 
 def diagnosis_tables(diag: Diagnosis, markdown: bool = False) -> str:
-    body = [[name, split, e.expert.fmt(3), e.agent.fmt(3), e.excess.fmt(3)]
-            for name, per_split in diag.errors.items() for split, e in per_split.items()]
+    body = [
+        [name, split, e.expert.fmt(3), e.agent.fmt(3), e.excess.fmt(3)]
+        for name, per_split in diag.errors.items()
+        for split, e in per_split.items()
+    ]
     first = table(["error", "split", "expert (human level)", "agent", "agent - expert"], body, markdown)
     gap_body = [[gap, _definition(a, b), *(diag.gaps[e][gap].fmt(3) for e in ERRORS)] for gap, a, b in GAPS]
     second = table(["gap", "definition (excess = agent - expert)", *ERRORS], gap_body, markdown)

@@ -23,11 +23,10 @@ from typing import Callable
 from steerbench.agents.e2e_train import TrainConfig, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec, resolve
-from steerbench.sim.episodes import EVAL_START, data_start
-from steerbench.sim.runner import EnvSettings
-
 from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect
+from steerbench.sim.episodes import EVAL_START, data_start
+from steerbench.sim.runner import EnvSettings
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
 # The models' data come from the training and selection ranges of sim.episodes; `compare` and
@@ -134,9 +133,17 @@ class Models:
     def e2e(self, size: str, seed: int) -> Path:
         """The best checkpoint of network `size` trained with `seed`, trained now if missing."""
         run = self.e2e_dir(size, seed)
-        cfg = TrainConfig(data=str(self.data), logdir=str(run), size=size, epochs=self.budget.epochs(self.budget.e2e_epochs),
-                          seed=seed, frames=self.budget.frames, scenarios=self.budget.scenarios,
-                          outputs=2 if self.env.mode == "full" else 1, progress=self.budget.progress)
+        cfg = TrainConfig(
+            data=str(self.data),
+            logdir=str(run),
+            size=size,
+            epochs=self.budget.epochs(self.budget.e2e_epochs),
+            seed=seed,
+            frames=self.budget.frames,
+            scenarios=self.budget.scenarios,
+            outputs=2 if self.env.mode == "full" else 1,
+            progress=self.budget.progress,
+        )
         return self._ensure(f"train e2e-{size} seed {seed}", run, lambda: train(cfg))
 
     def detector(self, seed: int) -> Path:
@@ -145,9 +152,16 @@ class Models:
 
         run = self.detector_dir(seed)
         b = self.budget
-        cfg = DetectorTrainConfig(data=str(self.data), logdir=str(run), scenarios=b.scenarios,
-                                  frames=b.frames or b.detector_frames, eval_frames=b.detector_eval_frames,
-                                  epochs=b.epochs(b.detector_epochs), seed=seed, progress=b.progress)
+        cfg = DetectorTrainConfig(
+            data=str(self.data),
+            logdir=str(run),
+            scenarios=b.scenarios,
+            frames=b.frames or b.detector_frames,
+            eval_frames=b.detector_eval_frames,
+            epochs=b.epochs(b.detector_epochs),
+            seed=seed,
+            progress=b.progress,
+        )
 
         def fit() -> None:
             try:

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import plots
+from steerbench.harness.intervals import format_p
+from steerbench.harness.summary import table
+from steerbench.study.design import OVERALL, PRIMARY, Cell, Entry, Pair
 from steerbench.study.failures import analyse
 from steerbench.study.models import Timing
-from steerbench.harness.summary import table
-from steerbench.harness.intervals import format_p
-from steerbench.study.design import OVERALL, PRIMARY, Cell, Entry, Pair
+
+from . import plots
 
 REPORT_METRICS = (("driving_score", "driving score"), ("success", "success"), ("collision", "collision"),
                   ("route_completion", "route completion"), ("steering_smoothness", "steer rate /s"))

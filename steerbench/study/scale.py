@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from steerbench.sim.runner import EnvSettings
-
-from . import plots
 from steerbench.harness.backends import Backend
+from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.harness.results import ResultsStore
+from steerbench.harness.summary import table
+from steerbench.sim.runner import EnvSettings
 from steerbench.study.compare import entries_of, header_text
 from steerbench.study.contestants import Contestant, lineup
-from steerbench.harness.evaluate import EvalConfig, run_eval
-from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
-from steerbench.harness.summary import table
-from steerbench.harness.results import ResultsStore
-from steerbench.study.stats import PairedTest, holm_family
 from steerbench.study.design import OVERALL, Cell, Entry, cell, pair
+from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
+from steerbench.study.stats import PairedTest, holm_family
+
+from . import plots
 
 REFERENCES = ("expert", "modular-gt-map")
 MODULAR = "modular-learned-map"  # the modular curve: its detector trains on the same N frames

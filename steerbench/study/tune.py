@@ -24,7 +24,6 @@ from typing import Any, Sequence
 
 from steerbench.agents.e2e_train import TrainConfig
 from steerbench.agents.errors import TrainingError
-
 from steerbench.harness.backends import BackendError, connect_ray
 from steerbench.harness.summary import table
 
@@ -156,14 +155,16 @@ def write_outputs(cfg: SweepConfig, outcomes: Sequence[TrialOutcome], command: s
              f"{'ASHA early stopping' if cfg.asha else 'no early stopping across trials'}.", "",
              sweep_table(outcomes, markdown=True), ""]
     if best is not None and not math.isnan(best.best):
-        lines += [f"Best: `{best.trial.name}`, checkpoint `{cfg.logdir / 'trials' / best.trial.name}/checkpoints/best.pt`."]
+        checkpoint = cfg.logdir / "trials" / best.trial.name / "checkpoints" / "best.pt"
+        lines += [f"Best: `{best.trial.name}`, checkpoint `{checkpoint}`."]
     (cfg.logdir / "tune.md").write_text("\n".join(lines) + "\n")
     with open(cfg.logdir / "tune.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["size", "lr", "batch", "frames", "epochs", "best_train_dev_l1", "last_train_l1", "error"])
         for o in ranked(outcomes):
-            w.writerow([o.trial.size, o.trial.lr, o.trial.batch, o.trial.frames, o.epochs, o.best, o.final_train,
-                        o.error])
+            w.writerow(
+                [o.trial.size, o.trial.lr, o.trial.batch, o.trial.frames, o.epochs, o.best, o.final_train, o.error]
+            )
     _tensorboard(cfg, outcomes)
 
 
@@ -179,5 +180,8 @@ def _tensorboard(cfg: SweepConfig, outcomes: Sequence[TrialOutcome]) -> None:
             for f in path.glob("events.out.tfevents.*"):
                 os.remove(f)
         with SummaryWriter(str(path)) as w:
-            w.add_hparams(dataclasses.asdict(o.trial), {"hparam/best_train_dev_l1": o.best,
-                                                        "hparam/epochs": float(o.epochs)}, run_name=".")
+            w.add_hparams(
+                dataclasses.asdict(o.trial),
+                {"hparam/best_train_dev_l1": o.best, "hparam/epochs": float(o.epochs)},
+                run_name=".",
+            )

@@ -69,7 +69,18 @@ def test_listing_commands(capsys):
 
 
 def test_the_same_label_with_other_options_is_refused(tmp_path, capsys):
-    base = ["eval", "--agent", "idle", "--scenarios", "merge", "--episodes", "1", "--logdir", str(tmp_path), "--no-progress"]
+    base = [
+        "eval",
+        "--agent",
+        "idle",
+        "--scenarios",
+        "merge",
+        "--episodes",
+        "1",
+        "--logdir",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert run(base[:2] + ["expert"] + base[3:], capsys)[0] == 0
     code, _, err = run(base[:2] + ["expert", "--agent-opt", "expert.politeness=0.9"] + base[3:], capsys)
     assert code == 2 and "other options" in err
@@ -83,8 +94,21 @@ def _rows(path):
 
 def test_sigkill_loses_only_episodes_in_flight(tmp_path):
     logdir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "steerbench.cli", "eval", "--agent", "idle", "--scenarios", "merge,roundabout",
-           "--episodes", "6", "--logdir", str(logdir), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "steerbench.cli",
+        "eval",
+        "--agent",
+        "idle",
+        "--scenarios",
+        "merge,roundabout",
+        "--episodes",
+        "6",
+        "--logdir",
+        str(logdir),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     results = logdir / "results.jsonl"
     deadline = time.time() + 180
@@ -125,8 +149,23 @@ def _alive(pid):
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
 def test_sigterm_stops_the_pool_workers_too(tmp_path):
     logdir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "steerbench.cli", "eval", "--agent", "idle", "--scenarios", "merge",
-           "--episodes", "20", "--workers", "2", "--logdir", str(logdir), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "steerbench.cli",
+        "eval",
+        "--agent",
+        "idle",
+        "--scenarios",
+        "merge",
+        "--episodes",
+        "20",
+        "--workers",
+        "2",
+        "--logdir",
+        str(logdir),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     results = logdir / "results.jsonl"
     deadline = time.time() + 180
@@ -152,7 +191,18 @@ def test_sigterm_stops_the_pool_workers_too(tmp_path):
 
 
 def test_a_torn_last_line_is_cut_and_rerun(tmp_path, capsys):
-    argv = ["eval", "--agent", "idle", "--scenarios", "merge", "--episodes", "2", "--logdir", str(tmp_path), "--no-progress"]
+    argv = [
+        "eval",
+        "--agent",
+        "idle",
+        "--scenarios",
+        "merge",
+        "--episodes",
+        "2",
+        "--logdir",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert run(argv, capsys)[0] == 0
     results = tmp_path / "results.jsonl"
     lines = results.read_text().splitlines(keepends=True)
@@ -164,9 +214,23 @@ def test_a_torn_last_line_is_cut_and_rerun(tmp_path, capsys):
 
 def test_the_readme_example_agent_runs_by_path(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    code, out, err = run(["eval", "--agent", "examples.my_agent:RoadCentreAgent", "--agent-opt",
-                          "RoadCentreAgent.gain=0.05", "--scenarios", "merge", "--episodes", "1",
-                          "--logdir", str(tmp_path), "--no-progress"], capsys)
+    code, out, err = run(
+        [
+            "eval",
+            "--agent",
+            "examples.my_agent:RoadCentreAgent",
+            "--agent-opt",
+            "RoadCentreAgent.gain=0.05",
+            "--scenarios",
+            "merge",
+            "--episodes",
+            "1",
+            "--logdir",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "RoadCentreAgent [pixels]" in out
     row = _rows(tmp_path / "results.jsonl")[0]
@@ -177,14 +241,19 @@ class _Captured(Exception):
     pass
 
 
-@pytest.mark.parametrize("argv, target", [
-    (["diagnose", "--agent", "me=idle"], "steerbench.study.diagnose.run_diagnose"),
-    (["ceiling", "--scenarios", "merge"], "steerbench.study.ceiling.run_ceiling"),
-    (["errors", "RUN"], "steerbench.study.replay.run_errors"),
-    (["train-e2e", "--data", "D", "--logdir", "L", "--dagger-rounds", "1", "--dagger-scenarios", "merge"],
-     "steerbench.harness.dagger.run_dagger"),
-    (["train-detector", "--frames", "10", "--logdir", "L"], "steerbench.harness.collect.collect"),
-])
+@pytest.mark.parametrize(
+    "argv, target",
+    [
+        (["diagnose", "--agent", "me=idle"], "steerbench.study.diagnose.run_diagnose"),
+        (["ceiling", "--scenarios", "merge"], "steerbench.study.ceiling.run_ceiling"),
+        (["errors", "RUN"], "steerbench.study.replay.run_errors"),
+        (
+            ["train-e2e", "--data", "D", "--logdir", "L", "--dagger-rounds", "1", "--dagger-scenarios", "merge"],
+            "steerbench.harness.dagger.run_dagger",
+        ),
+        (["train-detector", "--frames", "10", "--logdir", "L"], "steerbench.harness.collect.collect"),
+    ],
+)
 def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray", reason="ray is not installed: pip install 'steerbench[ray]'")
     import importlib
@@ -200,22 +269,27 @@ def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path
     if argv[0] == "train-e2e":
         monkeypatch.setattr("steerbench.harness.collect.dataset_settings", lambda data: (None, ("merge",)))
     if argv[0] == "train-detector":  # the collection callback is what gets the backend
-        monkeypatch.setattr("steerbench.perception.learned_train.prepare_data",
-                            lambda cfg, collect_episodes: collect_episodes("merge", "train", 1, 1))
+        monkeypatch.setattr(
+            "steerbench.perception.learned_train.prepare_data",
+            lambda cfg, collect_episodes: collect_episodes("merge", "train", 1, 1),
+        )
     argv = [str(tmp_path / a) if a in ("RUN", "D", "L") else a for a in argv]
     with pytest.raises(_Captured):
         main(argv + ["--backend", "ray", "--address", "auto"])
     assert seen[0].backend.kind == "ray" and seen[0].backend.address == "auto"
 
 
-@pytest.mark.parametrize("argv, target", [
-    (["eval", "--agent", "idle"], "steerbench.harness.evaluate.run_eval"),
-    (["collect", "--out", "D"], "steerbench.harness.collect.collect"),
-    (["ceiling"], "steerbench.study.ceiling.run_ceiling"),
-    (["diagnose", "--agent", "me=idle"], "steerbench.study.diagnose.run_diagnose"),
-    (["compare", "--contestants", "expert"], "steerbench.study.compare.run_compare"),
-    (["scale", "--frames", "300"], "steerbench.study.scale.run_scale"),
-])
+@pytest.mark.parametrize(
+    "argv, target",
+    [
+        (["eval", "--agent", "idle"], "steerbench.harness.evaluate.run_eval"),
+        (["collect", "--out", "D"], "steerbench.harness.collect.collect"),
+        (["ceiling"], "steerbench.study.ceiling.run_ceiling"),
+        (["diagnose", "--agent", "me=idle"], "steerbench.study.diagnose.run_diagnose"),
+        (["compare", "--contestants", "expert"], "steerbench.study.compare.run_compare"),
+        (["scale", "--frames", "300"], "steerbench.study.scale.run_scale"),
+    ],
+)
 def test_first_episode_has_one_name_and_the_old_seed_still_works(argv, target, tmp_path, monkeypatch, capsys):
     import importlib
 
@@ -240,8 +314,11 @@ def test_first_episode_has_one_name_and_the_old_seed_still_works(argv, target, t
 
 
 def test_seed_means_weights_where_it_is_not_deprecated(capsys):
-    for command in (["train-e2e", "--data", "D", "--logdir", "L"], ["train-detector", "--frames", "10", "--logdir", "L"],
-                    ["tune", "--data", "D"]):
+    for command in (
+        ["train-e2e", "--data", "D", "--logdir", "L"],
+        ["train-detector", "--frames", "10", "--logdir", "L"],
+        ["tune", "--data", "D"],
+    ):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
         help_text = capsys.readouterr().out

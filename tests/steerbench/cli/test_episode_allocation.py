@@ -8,11 +8,11 @@ import itertools
 import pytest
 
 from steerbench import cli
+from steerbench.agents.e2e_train import TrainConfig
+from steerbench.agents.errors import TrainingError
 from steerbench.harness.dagger import DaggerConfig, check_budget
 from steerbench.sim import episodes as ep
 from steerbench.sim.scenarios import episode_seed
-from steerbench.agents.e2e_train import TrainConfig
-from steerbench.agents.errors import TrainingError
 
 
 class Captured(Exception):
@@ -72,7 +72,9 @@ def _defaults(monkeypatch) -> dict[str, tuple[str, set[int]]]:
 
 def test_purposes_never_share_a_seed():
     def seeds(r: ep.IndexRange) -> set[int]:
-        return {s for split in r.splits for s in range(episode_seed(split, r.start), episode_seed(split, r.stop - 1) + 1)}
+        return {
+            s for split in r.splits for s in range(episode_seed(split, r.start), episode_seed(split, r.stop - 1) + 1)
+        }
 
     for a, b in itertools.combinations(ep.PURPOSES, 2):
         assert not seeds(a) & seeds(b), (a.purpose, b.purpose)
@@ -93,8 +95,9 @@ def test_every_command_default_lies_in_its_purpose_and_purposes_are_disjoint(mon
 
 def test_dagger_cannot_leave_its_range(tmp_path):
     base = TrainConfig(data=str(tmp_path), logdir=str(tmp_path / "run"))
-    check_budget(DaggerConfig(train=base, rounds=ep.MAX_DAGGER_ROUNDS, scenarios=("merge",),
-                              episodes=ep.DAGGER_ROUND_STRIDE))
+    check_budget(
+        DaggerConfig(train=base, rounds=ep.MAX_DAGGER_ROUNDS, scenarios=("merge",), episodes=ep.DAGGER_ROUND_STRIDE)
+    )
     with pytest.raises(TrainingError, match="at most 20 DAgger rounds"):
         check_budget(DaggerConfig(train=base, rounds=ep.MAX_DAGGER_ROUNDS + 1, scenarios=("merge",)))
     with pytest.raises(TrainingError, match="rollouts per scenario"):

@@ -11,8 +11,8 @@ from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
 from steerbench.harness.collect import CollectConfig, collect, dataset_settings
 from steerbench.harness.dagger import DaggerConfig, run_dagger
-from steerbench.sim.episodes import DAGGER
 from steerbench.sim.dataset import DatasetError, iter_episodes
+from steerbench.sim.episodes import DAGGER
 
 EXPERT = AgentSpec("expert", "steerbench.agents.expert:ExpertAgent")
 

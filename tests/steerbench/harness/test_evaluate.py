@@ -32,7 +32,10 @@ def metrics_by_key(rows):
 
 
 def test_paired_seeds_and_resume(tmp_path):
-    agents = [spec("expert", "steerbench.agents.expert:ExpertAgent"), spec("idle", "steerbench.agents.reference:IdleAgent")]
+    agents = [
+        spec("expert", "steerbench.agents.expert:ExpertAgent"),
+        spec("idle", "steerbench.agents.reference:IdleAgent"),
+    ]
     out = run_eval(config(tmp_path, agents, episodes=2, seed=5))
     assert out.ran == 4
     seeds = {(r["agent"], r["index"]): r["seed"] for r in out.rows}
@@ -50,12 +53,15 @@ def test_two_workers_give_the_same_results_as_one(tmp_path):
     assert metrics_by_key(one.rows) == metrics_by_key(two.rows)
 
 
-@pytest.mark.parametrize("target, message", [
-    ("agents_for_tests:RaisingAgent", "RuntimeError: boom"),
-    ("agents_for_tests:NanAgent", "non-finite"),
-    ("agents_for_tests:WrongShapeAgent", "shape (3,)"),
-    ("agents_for_tests:SlowAgent", "longer than 0.5 s"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("agents_for_tests:RaisingAgent", "RuntimeError: boom"),
+        ("agents_for_tests:NanAgent", "non-finite"),
+        ("agents_for_tests:WrongShapeAgent", "shape (3,)"),
+        ("agents_for_tests:SlowAgent", "longer than 0.5 s"),
+    ],
+)
 def test_a_misbehaving_agent_fails_its_episodes_and_the_run_goes_on(tmp_path, target, message):
     agents = [spec("bad", target), spec("idle", "steerbench.agents.reference:IdleAgent")]
     out = run_eval(config(tmp_path, agents, episodes=2, act_timeout_s=0.5))
@@ -76,7 +82,10 @@ def test_pixel_agents_get_no_privileged_state(tmp_path):
 
 
 def test_outputs_and_tensorboard_tags(tmp_path):
-    agents = [spec("expert", "steerbench.agents.expert:ExpertAgent"), spec("idle", "steerbench.agents.reference:IdleAgent")]
+    agents = [
+        spec("expert", "steerbench.agents.expert:ExpertAgent"),
+        spec("idle", "steerbench.agents.reference:IdleAgent"),
+    ]
     out = run_eval(config(tmp_path, agents, episodes=2))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {g["agent"] for g in summary["groups"]} == {"expert", "idle"}
@@ -95,7 +104,9 @@ def test_outputs_and_tensorboard_tags(tmp_path):
         for s in scores:
             assert s.value == pytest.approx(rows[(agent, s.step)]["metrics"]["driving_score"], abs=1e-6)
         mean = acc.Scalars("summary/merge/train/driving_score")[0].value
-        assert mean == pytest.approx(np.mean([rows[(agent, i)]["metrics"]["driving_score"] for i in (EVAL_START, EVAL_START + 1)]), abs=1e-6)
+        assert mean == pytest.approx(
+            np.mean([rows[(agent, i)]["metrics"]["driving_score"] for i in (EVAL_START, EVAL_START + 1)]), abs=1e-6
+        )
         assert "control/merge/train/steering" in tags["histograms"]
         assert "media/merge/train" in tags["images"]
         assert "summary/text_summary" in tags["tensors"]

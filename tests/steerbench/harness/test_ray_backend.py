@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.harness.backends import Backend, BackendError, ray_tasks
 from steerbench.cli import main
+from steerbench.harness.backends import Backend, BackendError, ray_tasks
 from steerbench.harness.collect import CollectConfig, collect
 from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.sim.dataset import DatasetError, DatasetIndex

@@ -14,9 +14,9 @@ from torch_agents_for_tests import PROBE, SINGLE_THREADED, save_net  # PROBE: e2
 
 from steerbench.agents.registry import AgentSpec
 from steerbench.cli import main
+from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.study.failures import ErrorsConfig, ErrorsError
 from steerbench.study.replay import run_errors
-from steerbench.harness.evaluate import EvalConfig, run_eval
 
 
 def _without_timing(rows):

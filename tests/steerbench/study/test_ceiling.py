@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from steerbench.study.ceiling import CeilingConfig, ceiling_rows, run_ceiling, steps
 from steerbench.cli import main
+from steerbench.study.ceiling import CeilingConfig, ceiling_rows, run_ceiling, steps
 
 
 def test_the_ladder_replaces_one_stage_at_a_time():

@@ -6,23 +6,33 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from steerbench.agents.registry import AgentError, AgentSpec
 from steerbench.cli import main
+from steerbench.sim.dataset import DatasetIndex
 from steerbench.study.compare import CompareConfig, run_compare
 from steerbench.study.contestants import lineup, select, user_contestant
-from steerbench.study.models import EVAL_INDEX, Budget, Models
-from steerbench.sim.dataset import DatasetIndex
-from steerbench.agents.registry import AgentError, AgentSpec
 from steerbench.study.design import OVERALL, Entry, cell, modular_vs_e2e, pair
+from steerbench.study.models import EVAL_INDEX, Budget, Models
 
 SEEDS = (0, 1, 2)
 
 
 def _config(tmp, **kw):
     names = ("expert", "modular-gt-map", "e2e-S")
-    contestants = tuple(select(names)) + (user_contestant(AgentSpec("keeper", "steerbench.agents.reference:LaneKeeperAgent")),)
+    contestants = tuple(select(names)) + (
+        user_contestant(AgentSpec("keeper", "steerbench.agents.reference:LaneKeeperAgent")),
+    )
     budget = Budget(scenarios=("merge",), train_episodes=2, heldout_episodes=1, e2e_epochs=1, progress=False)
-    return CompareConfig(contestants=contestants, scenarios=("merge",), budget=budget, episodes=2,
-                         train_seeds=SEEDS, logdir=tmp / "run", progress=False, **kw)
+    return CompareConfig(
+        contestants=contestants,
+        scenarios=("merge",),
+        budget=budget,
+        episodes=2,
+        train_seeds=SEEDS,
+        logdir=tmp / "run",
+        progress=False,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +56,19 @@ def test_every_contestant_and_copy_is_evaluated_on_both_splits(compared):
 def test_report_has_tables_figures_pairs_and_times(compared):
     out, _ = compared
     md = out.report.read_text()
-    for needle in ("## train split", "## test split", "expert | privileged", "e2e-S | pixels",
-                   "keeper | privileged", "(3 seeds)", "Modular vs end-to-end", "### Primary contrasts (0,",
-                   "### Exploratory", "## Error analysis", "## Time"):
+    for needle in (
+        "## train split",
+        "## test split",
+        "expert | privileged",
+        "e2e-S | pixels",
+        "keeper | privileged",
+        "(3 seeds)",
+        "Modular vs end-to-end",
+        "### Primary contrasts (0,",
+        "### Exploratory",
+        "## Error analysis",
+        "## Time",
+    ):
         assert needle in md, needle
     figures = sorted(p.name for p in (out.run_dir / "figures").glob("*.png"))
     assert len(figures) == 6
@@ -109,10 +129,25 @@ def test_default_lineup_covers_the_designs():
 
 # -- the study's arithmetic, on hand-made rows -------------------------------------------------
 def _row(agent, index, score, scenario="merge", split="train"):
-    metrics = {m: 0.0 for m in ("success", "collision", "off_road", "route_completion", "mean_lateral_offset_m",
-                                "steering_smoothness", "mean_speed_mps")}
-    return {"agent": agent, "scenario": scenario, "split": split, "index": index,
-            "metrics": {**metrics, "driving_score": score}}
+    metrics = {
+        m: 0.0
+        for m in (
+            "success",
+            "collision",
+            "off_road",
+            "route_completion",
+            "mean_lateral_offset_m",
+            "steering_smoothness",
+            "mean_speed_mps",
+        )
+    }
+    return {
+        "agent": agent,
+        "scenario": scenario,
+        "split": split,
+        "index": index,
+        "metrics": {**metrics, "driving_score": score},
+    }
 
 
 def test_a_learned_contestant_is_the_mean_over_its_copies_with_their_spread():

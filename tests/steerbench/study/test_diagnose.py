@@ -24,7 +24,9 @@ def test_gaps_on_known_errors():
     }
     diag = closed_loop(per_split, "net")
     gaps = {g: e.mean for g, e in diag.gaps["1 - driving score"].items()}
-    assert gaps == pytest.approx({"avoidable bias": 0.2, "variance": 0.3, "data mismatch": 0.1, "overfitting to dev": 0.0})
+    assert gaps == pytest.approx(
+        {"avoidable bias": 0.2, "variance": 0.3, "data mismatch": 0.1, "overfitting to dev": 0.0}
+    )
     bias = diag.gaps["1 - driving score"]["avoidable bias"]
     assert bias.low == pytest.approx(0.2) and bias.high == pytest.approx(0.2)  # paired: the same episodes
     mismatch = diag.gaps["1 - driving score"]["data mismatch"]
@@ -65,13 +67,37 @@ def test_no_resolved_gap_is_said_with_the_episodes_to_resolve_it():
 
 def test_a_tiny_diagnosis_of_a_trained_network(tmp_path, capsys):
     data = tmp_path / "data"
-    collect(CollectConfig(teacher=AgentSpec("expert", "steerbench.agents.expert:ExpertAgent"), scenarios=("merge",),
-                          episodes=2, out=data, progress=False))
+    collect(
+        CollectConfig(
+            teacher=AgentSpec("expert", "steerbench.agents.expert:ExpertAgent"),
+            scenarios=("merge",),
+            episodes=2,
+            out=data,
+            progress=False,
+        )
+    )
     train(TrainConfig(data=str(data), logdir=str(tmp_path / "net"), size="S", epochs=1, progress=False))
     best = tmp_path / "net" / "checkpoints" / "best.pt"
-    code = main(["diagnose", "--agent", "net=e2e", "--agent-opt", f"net.checkpoint={best}", "--scenarios", "merge",
-                 "--episodes", "1", "--data", str(data), "--offline-frames", "50", "--logdir", str(tmp_path / "d"),
-                 "--no-progress"])
+    code = main(
+        [
+            "diagnose",
+            "--agent",
+            "net=e2e",
+            "--agent-opt",
+            f"net.checkpoint={best}",
+            "--scenarios",
+            "merge",
+            "--episodes",
+            "1",
+            "--data",
+            str(data),
+            "--offline-frames",
+            "50",
+            "--logdir",
+            str(tmp_path / "d"),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     for word in ("avoidable bias", "variance", "data mismatch", "overfitting to dev", "steering MAE", "agent - expert"):

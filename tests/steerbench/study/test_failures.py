@@ -11,13 +11,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from steerbench.agents.reference import IdleAgent
 from steerbench.agents.registry import AgentSpec
-from steerbench.study.failures import ErrorsConfig, ErrorsError, analyse, errors_table
-from steerbench.study.replay import clip_image, env_settings, run_errors
 from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.harness.rundir import RunDirError
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask
 from steerbench.sim.scenarios import episode_seed
 from steerbench.sim.types import CameraConfig
+from steerbench.study.failures import ErrorsConfig, ErrorsError, analyse, errors_table
+from steerbench.study.replay import clip_image, env_settings, run_errors
 
 IDLE = "steerbench.agents.reference:IdleAgent"
 LANE_KEEPER = "steerbench.agents.reference:LaneKeeperAgent"

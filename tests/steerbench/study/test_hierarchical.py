@@ -12,7 +12,19 @@ import pytest
 from scipy import stats
 
 from steerbench.harness.intervals import bootstrap_mean, mean
-from steerbench.study.stats import Component, PairedTest, half_width, hierarchical_bootstrap, hierarchical_difference, hierarchical_mean, holm, holm_family, needed, p_value, paired_test
+from steerbench.study.stats import (
+    Component,
+    PairedTest,
+    half_width,
+    hierarchical_bootstrap,
+    hierarchical_difference,
+    hierarchical_mean,
+    holm,
+    holm_family,
+    needed,
+    p_value,
+    paired_test,
+)
 
 TRUE_MEAN = 0.6
 SEEDS, EPISODES = 3, 20

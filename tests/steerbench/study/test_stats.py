@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from steerbench.harness.intervals import bootstrap_mean
-from steerbench.study.stats import PairedTest, holm, paired_test, seed_spread
 from steerbench.study.design import OVERALL, Entry, cell, modular_vs_e2e, pair
 from steerbench.study.report import pairs_section
+from steerbench.study.stats import PairedTest, holm, paired_test, seed_spread
 
 
 def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate():
