@@ -2,8 +2,8 @@
 
 Steps: find or train each learned contestant's models (one per training seed; see models.py),
 evaluate every copy on the same seeds of each split (a normal, resumable eval run in the same
-directory), then summarise per contestant (study.py) into `report.md`, `compare.json`, PNG
-figures under `figures/` and TensorBoard (study_report.py).
+directory), then summarise per contestant (study/design.py) into `report.md`, `compare.json`, PNG
+figures under `figures/` and TensorBoard (study/report.py).
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def test_seed_spread_on_known_numbers():
     assert seed_spread([]).fmt() == "-"
 
 
-# -- contestants over training seeds x episodes (study.py) -------------------------------------
+# -- contestants over training seeds x episodes (study/design.py) ----------------------------------
 METRICS = ("success", "collision", "off_road", "route_completion", "mean_lateral_offset_m", "steering_smoothness",
            "mean_speed_mps")
 

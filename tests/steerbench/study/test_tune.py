@@ -59,7 +59,7 @@ def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, monkeypa
         assert min(h["train_dev_l1"] for h in state["history"]) == pytest.approx(float(r["best_train_dev_l1"]))
         r["mtime"] = lastpt.stat().st_mtime_ns
     assert "rank" in (tmp_path / "tune.md").read_text() and "Best: `S-lr" in (tmp_path / "tune.md").read_text()
-    assert list((tmp_path / "tb").iterdir())
+    _assert_hparams(tmp_path / "tb", rows)
 
     assert main(argv) == 0  # the same command again: every trial resumes at its end
     again = _rows(tmp_path)
@@ -67,8 +67,24 @@ def test_sweep_reports_each_trials_training_and_resumes(data, tmp_path, monkeypa
     for r in rows:
         trial = Trial("S", float(r["lr"]), 32, 0)
         assert (Path(sweep.train_config(trial).logdir) / "checkpoints" / "last.pt").stat().st_mtime_ns == r["mtime"]
+    _assert_hparams(tmp_path / "tb", again)  # rewritten, not appended: still one row per trial
     out = capsys.readouterr().out
     assert "best train-dev L1" in out and "tune.md" in out
+
+
+def _assert_hparams(tb, rows):
+    """Each trial has one HParams row in TensorBoard holding the best train-dev L1 of its table row."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from steerbench.study.tune import Trial
+
+    assert sorted(p.name for p in tb.iterdir()) == sorted(Trial("S", float(r["lr"]), 32, 0).name for r in rows)
+    for r in rows:
+        run = tb / Trial("S", float(r["lr"]), 32, 0).name
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        (event,) = acc.Scalars("hparam/best_train_dev_l1")
+        assert event.value == pytest.approx(float(r["best_train_dev_l1"]), rel=1e-6)
 
 
 def test_every_trial_failing_is_one_line_and_not_zero(data, tmp_path, capsys):
