@@ -74,7 +74,8 @@ def _ego_frame_boxes(env: SteerEnv, step: int) -> tuple[list, list, list]:
     steps, px, metres = [], [], []
     for v in truth.others:
         corners = env.camera.vehicle_box(v.x, v.y, v.heading, v.length, v.width, pose)
-        if corners[:, 0].max() < 0 or corners[:, 1].max() < 0 or corners[:, 0].min() > cam.width or corners[:, 1].min() > cam.height:
+        if (corners[:, 0].max() < 0 or corners[:, 1].max() < 0
+                or corners[:, 0].min() > cam.width or corners[:, 1].min() > cam.height):
             continue
         x, y = truth.ego.to_local(v.position)[0]
         rel_heading = (v.heading - truth.ego.heading + np.pi) % (2 * np.pi) - np.pi
@@ -99,7 +100,9 @@ def record_episode(
     if driver is not None:
         driver.reset(info)
     rng = np.random.default_rng(seed)
-    cols: dict[str, list] = {k: [] for k in ("frames", "speed", "command", "action", "executed", "box_step", "boxes_px", "boxes_m")}
+    cols: dict[str, list] = {
+        k: [] for k in ("frames", "speed", "command", "action", "executed", "box_step", "boxes_px", "boxes_m")
+    }
     done, step = False, 0
     while not done:
         o = observe(env, obs)

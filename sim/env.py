@@ -27,7 +27,42 @@ STEERING_RANGE = np.pi / 4  # [rad] that steering 1.0 maps to
 ACCEL_RANGE = 5.0  # [m/s2] that acceleration 1.0 maps to
 
 
+def _core_config(scenario_config: dict, policy_hz: int, sim_hz: int) -> dict:
+    """The highway-env config of a scenario's core: its split's settings, a continuous
+    [acceleration, steering] action in physical units, and the policy and simulation rates."""
+    config = dict(scenario_config)
+    config.update(
+        {
+            "observation": {"type": "Kinematics", "vehicles_count": 2},
+            "action": {
+                "type": "ContinuousAction",
+                "longitudinal": True,
+                "lateral": True,
+                "acceleration_range": (-ACCEL_RANGE, ACCEL_RANGE),
+                "steering_range": (-STEERING_RANGE, STEERING_RANGE),
+                "speed_range": (0.0, 40.0),
+            },
+            "policy_frequency": policy_hz,
+            "simulation_frequency": sim_hz,
+        }
+    )
+    return config
+
+
+def _observation_space(cam: CameraConfig, commands: int) -> spaces.Dict:
+    """The observation: `cam.stack` frames (grey or RGB), the ego's speed and the command."""
+    shape = (cam.stack, cam.height, cam.width) + ((3,) if cam.color else ())
+    return spaces.Dict(
+        {
+            "frames": spaces.Box(0, 255, shape=shape, dtype=np.uint8),
+            "speed": spaces.Box(0.0, 40.0, shape=(1,), dtype=np.float32),
+            "command": spaces.Discrete(commands),
+        }
+    )
+
+
 def vehicle_state(v, kind: str = "car") -> VehicleState:
+    """A highway-env vehicle or object as a `VehicleState` (yaw rate from its steering)."""
     speed = float(getattr(v, "speed", 0.0))
     steering = float((getattr(v, "action", None) or {}).get("steering", 0.0))
     # highway-env's kinematic bicycle: slip angle from steering, yaw rate = v sin(beta) / (L/2)
@@ -41,6 +76,8 @@ def vehicle_state(v, kind: str = "car") -> VehicleState:
 
 
 class SteerEnv(gym.Env):
+    """One scenario and split as a gymnasium environment (the contract in this module's docstring)."""
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}
 
     def __init__(
@@ -68,36 +105,13 @@ class SteerEnv(gym.Env):
         self.camera_config = cam
         split_spec = self.spec_.split(split)
         self.look: Appearance = split_spec.look
-        config = dict(split_spec.config)
-        config.update(
-            {
-                "observation": {"type": "Kinematics", "vehicles_count": 2},
-                "action": {
-                    "type": "ContinuousAction",
-                    "longitudinal": True,
-                    "lateral": True,
-                    "acceleration_range": (-ACCEL_RANGE, ACCEL_RANGE),
-                    "steering_range": (-STEERING_RANGE, STEERING_RANGE),
-                    "speed_range": (0.0, 40.0),
-                },
-                "policy_frequency": policy_hz,
-                "simulation_frequency": sim_hz,
-            }
-        )
-        self.core = self.spec_.env_class_for(split)(config=config)
+        self.core = self.spec_.env_class_for(split)(config=_core_config(split_spec.config, policy_hz, sim_hz))
         self.camera = Camera(self.core, cam)
         if fast and fastcore.supported():
             fastdraw.install_viewer(self.camera.viewer)
         self.cruise = AdaptiveCruise()
         self.radar = Radar()
-        shape = (cam.stack, cam.height, cam.width) + ((3,) if cam.color else ())
-        self.observation_space = spaces.Dict(
-            {
-                "frames": spaces.Box(0, 255, shape=shape, dtype=np.uint8),
-                "speed": spaces.Box(0.0, 40.0, shape=(1,), dtype=np.float32),
-                "command": spaces.Discrete(len(self.spec_.commands)),
-            }
-        )
+        self.observation_space = _observation_space(cam, len(self.spec_.commands))
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
         self._frames: deque = deque(maxlen=cam.stack)
         self._last_rgb: np.ndarray | None = None
@@ -149,19 +163,23 @@ class SteerEnv(gym.Env):
         return self._observation(), float(reward), bool(terminated), bool(truncated), info
 
     def render(self):
+        """The newest camera frame in RGB, before the grey conversion (None before a reset)."""
         return None if self._last_rgb is None else self._last_rgb.copy()
 
     def close(self) -> None:
+        """Close the camera's viewer and the highway-env core."""
         self.camera.close()
         self.core.close()
 
     # -- harness-side state ---------------------------------------------------------------
     @property
     def command(self) -> int:
+        """The navigation command of this episode (an index into the scenario's commands)."""
         return int(self.core.command)
 
     @property
     def max_steps(self) -> int:
+        """Policy steps before the episode is truncated."""
         return int(round(self.core.config["duration"] * self.policy_hz))
 
     @property
@@ -186,9 +204,11 @@ class SteerEnv(gym.Env):
         )
 
     def road_prior(self) -> RoadPrior:
+        """What a map-based agent may know: the road network, the ego's state and its route."""
         return RoadPrior(self.core.road.network, vehicle_state(self.core.vehicle), self.route_lanes())
 
     def route_lanes(self) -> tuple:
+        """The route as highway-env lane indexes of any lane of each edge."""
         return tuple((a, b, None) for a, b in self.core.route_edges())  # None: keep lane id
 
     def desired_speed(self) -> float:
@@ -283,7 +303,8 @@ class SteerEnv(gym.Env):
             progress = s - lane.local_coordinates(self._prev_pos)[0]
         self._prev_pos = ego.position.copy()
         state = vehicle_state(ego)
-        tgt = self.radar.target(state, self.ground_truth().others, path=self._predicted_path(state, action[1], self.radar))
+        others = self.ground_truth().others
+        tgt = self.radar.target(state, others, path=self._predicted_path(state, action[1], self.radar))
         ttc = tgt.gap / tgt.closing_speed if tgt and tgt.closing_speed > 0.1 else float("inf")
         return StepRecord(
             time=self.time, speed=float(ego.speed), lateral_offset=float(lateral),

@@ -139,7 +139,9 @@ def predicted_path(
     return path
 
 
-def _lane_path(network, ego: VehicleState, distances: np.ndarray, route: Sequence[LaneIndex], p: PathParams) -> np.ndarray:
+def _lane_path(
+    network, ego: VehicleState, distances: np.ndarray, route: Sequence[LaneIndex], p: PathParams
+) -> np.ndarray:
     """The path from the pose and the road alone (see the module docstring)."""
     if ego.lane_index is None:
         return _ray(ego, distances)
@@ -313,7 +315,9 @@ class Radar:
         if abs(ego_arrival - self._t[ti]) > self.p.time_window:
             return None
         # The crossing point is treated as a stopped obstacle on the ego's path.
-        return RadarTarget(gap=max(distance - ego.length / 2 - self.p.conflict_radius / 2, 0.0), closing_speed=ego.speed)
+        return RadarTarget(
+            gap=max(distance - ego.length / 2 - self.p.conflict_radius / 2, 0.0), closing_speed=ego.speed
+        )
 
 
 @dataclass(frozen=True)

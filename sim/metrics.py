@@ -97,7 +97,9 @@ def episode_metrics(records: Sequence[StepRecord], end: EpisodeEnd, off_route: b
         success = end.goal and not crashed and not off_road
     else:
         success = not crashed and not off_road and completion >= STUCK_COMPLETION
-    failure = "off_route" if off_route and not success and not crashed and not end.agent_error else failure_of(end, success)
+    failure = (
+        "off_route" if off_route and not success and not crashed and not end.agent_error else failure_of(end, success)
+    )
     score = completion * PENALTY_LANE_DEPARTURE**departures
     score *= PENALTY_COLLISION if crashed else 1.0
     score *= PENALTY_OFF_ROAD if off_road else 1.0

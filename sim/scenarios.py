@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import envs
-from .types import SPLITS
 from .errors import SteerbenchError
+from .types import SPLITS
 
 SEED_STRIDE = 1_000_000  # episodes per split; split k uses seeds [k * STRIDE, (k + 1) * STRIDE)
 SPLIT_SOURCE = {"train": "train", "train-dev": "train", "dev": "test", "test": "test"}

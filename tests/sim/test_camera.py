@@ -1,12 +1,13 @@
 """The camera: ego at a fixed pixel in its own colour, and boxes that match what is drawn."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from steerbench.sim.camera import EGO_COLOR
 from steerbench.sim.types import CameraConfig
 
@@ -85,26 +86,52 @@ def test_projection_round_trips(envs):
     pts = np.random.default_rng(0).uniform(-40, 40, size=(50, 2)) + env.core.vehicle.position
     back = env.camera.pixel_to_world(env.camera.world_to_pixel(pts, env.pose), env.pose)
     assert np.allclose(back, pts, atol=1e-9)
-    ahead = env.core.vehicle.position + 10 * np.array([np.cos(env.core.vehicle.heading), np.sin(env.core.vehicle.heading)])
+    heading = env.core.vehicle.heading
+    ahead = env.core.vehicle.position + 10 * np.array([np.cos(heading), np.sin(heading)])
     u, v = env.camera.world_to_pixel(ahead, env.pose)[0]
     ego_u, ego_v = env.camera.world_to_pixel(env.core.vehicle.position, env.pose)[0]
     assert u - ego_u == pytest.approx(10 * env.camera_config.scaling) and v == pytest.approx(ego_v)
 
 
+def run_child(code: str, **env_changes: str | None) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter, with this process's environment changed by `env_changes`
+    (None removes a variable): SDL reads its variables once, when the child first renders."""
+    env = dict(os.environ)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def child_result(done: subprocess.CompletedProcess) -> dict:
+    """The JSON the child printed on its last `RESULT ` line; fails with its stderr if it crashed."""
+    assert done.returncode == 0, f"child exited with {done.returncode}:\n{done.stderr[-3000:]}"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, f"child printed no RESULT line; stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
 def test_dummy_sdl_driver_does_not_give_black_frames():
     code = (
-        "import numpy as np; from steerbench.sim.env import SteerEnv; e = SteerEnv('merge'); "
-        "o, _ = e.reset(seed=0); assert o['frames'].std() > 5, 'blank'"
+        "import json; from steerbench.sim.env import SteerEnv; e = SteerEnv('merge'); o, _ = e.reset(seed=0); "
+        "f = o['frames']; print('RESULT ' + json.dumps({'std': float(f.std()), 'min': int(f.min()), "
+        "'max': int(f.max()), 'shape': list(f.shape)}))"
     )
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    frames = child_result(run_child(code, SDL_VIDEODRIVER="dummy"))
+    assert frames["std"] > 5, f"SDL_VIDEODRIVER=dummy gave blank frames: {frames}"
 
 
 def test_a_process_that_rendered_still_dies_on_sigterm():
-    # SDL's default signal handlers swallow SIGTERM: Pool.terminate() then hangs for ever.
+    # SDL's default signal handlers swallow SIGTERM: Pool.terminate() then hangs for ever. The
+    # child must not inherit the variable that camera.py sets to prevent it: camera.py must set it.
     code = (
         "import os, signal; from steerbench.sim.env import SteerEnv; e = SteerEnv('merge'); "
         "e.reset(seed=0); os.kill(os.getpid(), signal.SIGTERM); import time; time.sleep(30)"
     )
-    done = subprocess.run([sys.executable, "-c", code], timeout=120)
-    assert done.returncode == -15
+    done = run_child(code, SDL_NO_SIGNAL_HANDLERS=None)
+    assert done.returncode == -signal.SIGTERM, (
+        f"a child that rendered was not killed by SIGTERM (exit code {done.returncode}, expected "
+        f"{-signal.SIGTERM}; 0 means SDL swallowed the signal):\n{done.stderr[-3000:]}"
+    )

@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 from highway_env.road.lane import CircularLane, StraightLane
 from highway_env.road.road import RoadNetwork
-
 from steerbench.sim.longitudinal import (
-    AdaptiveCruise, Radar, curvature_from_steering, idm_acceleration, predict, predicted_path,
+    AdaptiveCruise,
+    Radar,
+    curvature_from_steering,
+    idm_acceleration,
+    predict,
+    predicted_path,
 )
 from steerbench.sim.types import VehicleState
 
@@ -98,7 +102,8 @@ def test_path_follows_the_lane_whatever_the_command():
     path is the lane's centre line, wherever the command points."""
     net, radar = curve(), Radar()
     ego = car(60.0, speed=25.0, lane_index=("a", "b", 0))
-    paths = [predicted_path(net, ego, radar.distances, curvature=curvature_from_steering(u, 5.0)) for u in (-0.04, 0.0, 0.04)]
+    curvatures = [curvature_from_steering(u, 5.0) for u in (-0.04, 0.0, 0.04)]
+    paths = [predicted_path(net, ego, radar.distances, curvature=k) for k in curvatures]
     assert np.abs(paths[0] - paths[2]).max() == 0.0
     lane = net.get_lane(("b", "c", 0))
     for point in paths[1][[60, 100, 150]]:  # on the arc, up to 110 m into it

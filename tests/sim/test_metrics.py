@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
-
 from steerbench.sim.metrics import (
-    PENALTY_COLLISION, PENALTY_LANE_DEPARTURE, EpisodeEnd, count_departures, episode_metrics,
+    PENALTY_COLLISION,
+    PENALTY_LANE_DEPARTURE,
+    EpisodeEnd,
+    count_departures,
+    episode_metrics,
 )
 from steerbench.sim.types import EpisodeReference, StepRecord
 

@@ -5,7 +5,6 @@ import pytest
 from highway_env.envs.merge_env import MergeEnv
 from highway_env.envs.roundabout_env import RoundaboutEnv
 from highway_env.vehicle.behavior import IDMVehicle
-
 from steerbench.sim.envs import IntersectionRouteEnv, RacetrackScenarioEnv, RampMergeEnv, RoundaboutRouteEnv
 
 CONTINUOUS = {"action": {"type": "ContinuousAction"}, "observation": {"type": "Kinematics"}}
@@ -58,7 +57,6 @@ def test_the_seam_between_two_racetrack_lanes_is_on_the_road():
 def test_solid_edges_of_curves_are_drawn_on_the_curve():
     """Stock highway-env draws a CONTINUOUS_LINE as a chord: on an arc it runs inside the lane."""
     from highway_env.road.lane import StraightLane
-
     from steerbench.sim.env import SteerEnv
 
     env = SteerEnv("highway", "train")
@@ -72,7 +70,8 @@ def test_solid_edges_of_curves_are_drawn_on_the_curve():
     assert not isinstance(lane, StraightLane), "the test needs the ego on an arc"
     frame = obs["frames"][-1].astype(int)
     road = np.median(frame)
-    edges = [env.core.road.network.get_lane((*ego_lane[:2], i)) for i in (0, len(env.core.road.network.graph[ego_lane[0]][ego_lane[1]]) - 1)]
+    lanes_count = len(env.core.road.network.graph[ego_lane[0]][ego_lane[1]])
+    edges = [env.core.road.network.get_lane((*ego_lane[:2], i)) for i in (0, lanes_count - 1)]
     hits = total = 0
     for edge, side in zip(edges, (-1, 1)):
         s0 = edge.local_coordinates(env.core.vehicle.position)[0]
