@@ -33,8 +33,8 @@ class E2EAgent:
     (and acceleration for a network trained with `--full`).
 
     The weights are loaded when it is built (`weights_only`: no code is unpickled); a missing or
-    unreadable checkpoint raises TrainingError then. Its frames must match the training camera
-    (`check_camera`).
+    unreadable checkpoint raises TrainingError then (AgentError when built through AgentSpec). Its
+    frames must match the training camera (`check_camera`).
     """
 
     Options = E2EOptions

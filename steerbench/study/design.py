@@ -148,8 +148,9 @@ def is_primary(p: Pair, entries: dict[str, Entry]) -> bool:
     """compare's declared contrasts (`PRIMARY`): they depend on the line-up, never on the scores.
 
     All the non-privileged modular contestants rather than "the best" of them: picking the best
-    from these same episodes would favour the modular side, and the line-up has only two with
-    map lanes, so taking both costs three contrasts per split, not a selection bias.
+    from these same episodes would favour the modular side, and the line-up has only two
+    non-privileged ones with map lanes, so taking both costs three more contrasts per split (one per
+    network), not a selection bias.
     """
     return p.scenario == OVERALL and p.metric == PRIMARY_METRIC and entries[p.a].inputs in ("pixels", "pixels+map")
 

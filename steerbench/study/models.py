@@ -158,7 +158,7 @@ class Models:
 
     def detector(self, seed: int) -> Path:
         """The best checkpoint of the learned detector trained with `seed`, trained now if missing
-        (TrainingError when its training fails)."""
+        (a DetectorError of its training becomes a TrainingError)."""
         from steerbench.perception.learned import DetectorError
         from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, train_detector
 

@@ -36,7 +36,8 @@ def run_errors(cfg: ErrorsConfig) -> ErrorAnalysis:
     """Analyse the run's results, replay the top categories' clips and write the outputs.
 
     ErrorsError for a missing or unreadable run directory, an agent missing from its config.json, or
-    an agent whose checkpoint files changed since the run (its failures cannot be replayed).
+    an agent whose checkpoint files changed since the run (its failures cannot be replayed);
+    AgentError for an agent that can no longer be built.
     """
     run_dir = Path(cfg.run_dir)
     config, rows = load_run(run_dir)

@@ -58,7 +58,7 @@ class PairedTest:
         return needed(self.levels, self.difference.mean, self.seeds, self.n, alpha=alpha)
 
     def as_dict(self) -> dict:
-        """For compare.json (`p_holm` None when exploratory; `levels` only for a two-level test)."""
+        """For compare.json (`p_holm` None when exploratory; `levels` when the test has variance components)."""
         out = {"difference": self.difference.as_dict(), "p_value": self.p_value,
                "method": self.method, "n": self.n, "family": "primary" if self.primary else "exploratory",
                "p_holm": self.p_holm if self.primary else None}
@@ -301,7 +301,7 @@ class Needed:
         return f"{f'~{self.seeds} seeds' if self.seeds else 'over 100 seeds'} or {episodes}"
 
     def as_dict(self) -> dict:
-        """For compare.json (`seeds` None when more seeds would change nothing)."""
+        """For compare.json (`seeds` None when more seeds would change nothing, or none within the caps)."""
         return {"seeds": self.seeds if self.learned else None, "episodes": self.episodes}
 
 
