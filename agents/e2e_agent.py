@@ -18,6 +18,8 @@ from .pilotnet import NetConfig, PilotNet
 
 @dataclass(frozen=True)
 class E2EOptions:
+    """The e2e agent's options; `checkpoint` is required (ValueError without it)."""
+
     checkpoint: str = ""  # path to best.pt or last.pt of a train-e2e run (required)
     device: str = "cpu"  # torch device for inference
 
@@ -27,6 +29,14 @@ class E2EOptions:
 
 
 class E2EAgent:
+    """Drives with a `steerbench train-e2e` checkpoint: frames, speed and command in, steering out
+    (and acceleration for a network trained with `--full`).
+
+    The weights are loaded when it is built (`weights_only`: no code is unpickled); a missing or
+    unreadable checkpoint raises TrainingError then (AgentError when built through AgentSpec). Its
+    frames must match the training camera (`check_camera`).
+    """
+
     Options = E2EOptions
     info = AgentInfo("e2e", "pixels", "PilotNet-class network cloned from the expert (train-e2e)")
 
@@ -50,10 +60,14 @@ class E2EAgent:
                              f"{given} (set --stack, --frame-size and --color as in training)")
 
     def reset(self, episode: EpisodeInfo) -> None:
+        """Nothing to reset: the network sees only the current frame stack."""
         pass  # stateless: the frame stack carries the history
 
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
+        """The network's action, deterministic (`episode_torch`). A one-output network gives
+        `[0, steering]` (acceleration 0: in `steering` mode the cruise control replaces it); a two-output
+        one `[acceleration, steering]`. ValueError when the frames' shape is not the training one."""
         c = self.config
         expected = (c.stack, c.height, c.width) + ((3,) if c.channels == 3 else ())
         if obs.frames.shape != expected:

@@ -23,6 +23,9 @@ from .base import AgentInfo
 
 @dataclass(frozen=True)
 class ExpertOptions:
+    """The expert's options: MOBIL's lane-change rule and the lane follower's time constant. ValueError
+    for `safe_braking` <= 0 or a negative `min_gap` or `cooldown`."""
+
     politeness: float = 0.1  # MOBIL: weight of the gains and losses of other drivers
     gain_threshold: float = 0.2  # [m/s2] MOBIL: acceleration advantage needed to change lane
     safe_braking: float = 3.0  # [m/s2] most braking a lane change may impose on the new follower
@@ -42,6 +45,8 @@ class ExpertOptions:
 
 
 class ExpertAgent:
+    """The privileged expert (see the module docstring); its inputs are `privileged`."""
+
     Options = ExpertOptions
     info = AgentInfo("expert", "privileged", "route following + MOBIL lane changes from ground truth")
 
@@ -55,11 +60,16 @@ class ExpertAgent:
         self.last_change = -np.inf
 
     def reset(self, episode: EpisodeInfo) -> None:
+        """Forget the followed lane and the last lane change, and read the mode: the expert drives the
+        throttle only in `full` mode."""
         self.tracker = None
         self.full = episode.mode == "full"
         self.last_change = -np.inf
 
     def act(self, obs: Observation) -> np.ndarray:
+        """`[acceleration, steering]` from ground truth: at most one lane change per `cooldown` seconds;
+        acceleration 0 unless the episode's mode is `full`. RuntimeError when the observation has no
+        ground truth."""
         truth = obs.truth
         if truth is None:
             raise RuntimeError("the expert is privileged and got no ground truth")

@@ -25,6 +25,8 @@ SPEED_SCALE = 30.0  # [m/s] speeds are divided by this before entering the netwo
 
 @dataclass(frozen=True)
 class NetConfig:
+    """The network's shape, stored in every checkpoint: ValueError for an unknown size or a count < 1."""
+
     size: str = "M"  # S, M or L
     stack: int = 4  # frames per observation
     channels: int = 1  # 1 grayscale, 3 RGB
@@ -40,10 +42,13 @@ class NetConfig:
             raise ValueError("stack, channels, commands and outputs must be >= 1")
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (what a checkpoint stores under "config")."""
         return asdict(self)
 
 
 class PilotNet(nn.Module):
+    """The PilotNet-class network of the module docstring, built from a NetConfig."""
+
     def __init__(self, config: NetConfig = NetConfig()) -> None:
         super().__init__()
         self.config = config
@@ -77,4 +82,5 @@ class PilotNet(nn.Module):
 
 
 def parameter_count(model: nn.Module) -> int:
+    """Number of parameters of `model` (trainable or not)."""
     return sum(p.numel() for p in model.parameters())

@@ -31,14 +31,18 @@ class IdleAgent:
         self.options = options
 
     def reset(self, episode: EpisodeInfo) -> None:
+        """Nothing to reset."""
         pass
 
     def act(self, obs: Observation) -> np.ndarray:
+        """Always `[0, 0]`."""
         return np.zeros(2)
 
 
 @dataclass(frozen=True)
 class LaneKeeperOptions:
+    """The lane keeper's only option."""
+
     tau_lateral: float = 0.6  # [s] lateral-offset time constant of the lane follower
 
 
@@ -53,9 +57,12 @@ class LaneKeeperAgent:
         self.tracker: LaneTracker | None = None
 
     def reset(self, episode: EpisodeInfo) -> None:
+        """Forget the lane: the next `act` follows the lane the ego is in then."""
         self.tracker = None
 
     def act(self, obs: Observation) -> np.ndarray:
+        """Steering onto the followed lane's centre line, from ground truth; acceleration is always 0 (in
+        `full` mode too)."""
         truth = obs.truth
         if self.tracker is None:
             self.tracker = LaneTracker(truth.network, truth.ego.lane_index)

@@ -36,6 +36,7 @@ class AgentError(SteerbenchError, ValueError):
 
 
 def entry_points() -> dict[str, str]:
+    """Entry-point name -> `module:Class` for the `steerbench.agents` group of every installed package."""
     return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -45,6 +46,11 @@ def known_agents() -> dict[str, str]:
 
 
 def load_object(path: str) -> Any:
+    """The object at a `module:attr` path (`attr` may be dotted: `module:Outer.Inner`).
+
+    Raises AgentError when the path is malformed, the module cannot be imported (ImportError) or
+    lacks the attribute.
+    """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise AgentError(f"agent path {path!r} must look like 'package.module:ClassName'")
@@ -61,7 +67,11 @@ def load_object(path: str) -> Any:
 
 
 def resolve(name: str) -> str:
-    """A registry name, entry point or `module:Class` -> the `module:Class` path."""
+    """A registry name, entry point or `module:Class` -> the `module:Class` path.
+
+    A path (anything with a colon) is returned unchecked: loading it checks it. An unknown name
+    raises AgentError, with the closest known name as a hint.
+    """
     if ":" in name:
         return name
     known = known_agents()
@@ -74,6 +84,7 @@ def resolve(name: str) -> str:
 
 # -- options ------------------------------------------------------------------------------
 def options_class(cls: Any) -> type | None:
+    """The agent class's `Options` dataclass, or None when it has none (or it is not a dataclass)."""
     opts = getattr(cls, "Options", None)
     return opts if opts is not None and dataclasses.is_dataclass(opts) else None
 
@@ -107,7 +118,13 @@ def _convert(text: str, kind: Any, key: str) -> Any:
 
 
 def build_options(cls: Any, raw: dict[str, str]) -> Any:
-    """Options dataclass instance from `KEY=VALUE` strings (None if the agent takes none)."""
+    """Options dataclass instance from `KEY=VALUE` strings (None if the agent takes none).
+
+    Values are converted to the field's type (int, float, str, bool as true/false, yes/no, on/off
+    or 1/0, a Literal's choices, None for an Optional); unset fields keep their defaults. AgentError
+    for options given to an agent without `Options`, an unknown key, a value that does not convert,
+    a field type that cannot be set from text, or values the dataclass rejects.
+    """
     opts_cls = options_class(cls)
     if opts_cls is None:
         if raw:
@@ -129,7 +146,8 @@ def build_options(cls: Any, raw: dict[str, str]) -> Any:
 
 
 def describe_options(cls: Any) -> list[tuple[str, str, str]]:
-    """(name, type, default) of each option, for `steerbench agents`."""
+    """(name, type name, repr of the default) of each option, as strings, for `steerbench agents`;
+    the default reads `'(required)'` for a field without a plain default value."""
     opts_cls = options_class(cls)
     if opts_cls is None:
         return []
@@ -145,16 +163,19 @@ def describe_options(cls: Any) -> list[tuple[str, str, str]]:
 # -- a picklable factory --------------------------------------------------------------------
 @dataclass(frozen=True)
 class AgentSpec:
-    """Everything needed to build an agent in another process."""
+    """Everything needed to build an agent in another process (picklable; call it to build one)."""
 
-    label: str
+    label: str  # the agent's name in results.jsonl, reports and the run directory
     target: str  # module:Class
-    options: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()  # (KEY, VALUE) strings, converted by build_options
 
     def load_class(self) -> Any:
+        """The agent's class, loaded from `target` (AgentError when it cannot be)."""
         return load_object(self.target)
 
     def __call__(self) -> Any:
+        """A new agent, built with the options and checked (`check_agent`). AgentError for a bad
+        target or option, a constructor that raises (a missing checkpoint, ...) or a missing member."""
         cls = self.load_class()
         opts = build_options(cls, dict(self.options))
         try:
@@ -180,6 +201,8 @@ class AgentSpec:
 
 
 def check_agent(agent: Any, label: str) -> AgentInfo:
+    """The agent's `info`, after checking that it has callable `reset` and `act` and an `info` of type
+    AgentInfo; AgentError (naming `label`) otherwise."""
     for member in ("reset", "act"):
         if not callable(getattr(agent, member, None)):
             raise AgentError(f"agent {label!r} has no {member}() method")

@@ -43,6 +43,9 @@ def _closest(path: np.ndarray, point: np.ndarray) -> tuple[int, float, np.ndarra
 
 @dataclass(frozen=True)
 class PurePursuitParams:
+    """Pure pursuit's look-ahead distance (speed x `lookahead_s`, at least `min_lookahead_m`) and the
+    bicycle's length."""
+
     lookahead_s: float = 0.8  # [s] look-ahead time: the distance grows with speed
     min_lookahead_m: float = 5.0  # [m]
     wheelbase_m: float = 5.0  # [m] vehicle length of the bicycle model
@@ -61,6 +64,8 @@ class PurePursuit:
         self.p = params
 
     def steer(self, path: np.ndarray, ego: VehicleState) -> float:
+        """Normalised steering in [-1, 1] towards the look-ahead point of `path` ((N, 2), N >= 2, in the
+        frame of `ego`'s pose); past the path's end, towards its last point."""
         L = self.p.wheelbase_m
         rear = ego.position - L / 2 * np.array([np.cos(ego.heading), np.sin(ego.heading)])
         lookahead = max(self.p.min_lookahead_m, self.p.lookahead_s * ego.speed)
@@ -87,6 +92,8 @@ class PurePursuit:
 
 @dataclass(frozen=True)
 class StanleyParams:
+    """Stanley's cross-track gain and low-speed softening, and the bicycle's length."""
+
     gain: float = 1.0  # [1/s] cross-track gain k in atan(k e / v)
     softening_mps: float = 1.0  # [m/s] keeps the correction finite at low speed
     wheelbase_m: float = 5.0  # [m] the front axle is half of it ahead of the centre
@@ -99,6 +106,7 @@ class Stanley:
         self.p = params
 
     def steer(self, path: np.ndarray, ego: VehicleState) -> float:
+        """Normalised steering in [-1, 1] for `path` ((N, 2), N >= 2, in the frame of `ego`'s pose)."""
         front = ego.position + self.p.wheelbase_m / 2 * np.array([np.cos(ego.heading), np.sin(ego.heading)])
         _, cross, tangent = _closest(np.asarray(path, float), front)
         heading_error = _wrap(np.arctan2(tangent[1], tangent[0]) - ego.heading)

@@ -19,11 +19,14 @@ STEERING_RANGE = np.pi / 4  # [rad] steering that the normalised action 1.0 maps
 
 
 def wrap_to_pi(angle: float) -> float:
+    """`angle` [rad] wrapped to [-pi, pi)."""
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
 @dataclass(frozen=True)
 class LaneFollowerParams:
+    """Time constants of the lane follower's cascade, and the bicycle's length."""
+
     tau_lateral: float = 0.6  # [s] time constant of the lateral-offset loop
     tau_heading: float = 0.2  # [s] time constant of the heading loop
     tau_pursuit: float = 0.1  # [s] how far ahead the lane heading is read
@@ -81,6 +84,7 @@ class LaneTracker:
         return list(self.route[edges.index(self.lane[:2]):])
 
     def side_lanes(self) -> list[LaneIndex]:
+        """The lanes beside the followed one that are not forbidden."""
         return [i for i in self.network.side_lanes(self.lane) if not self.network.get_lane(i).forbidden]
 
 

@@ -48,6 +48,9 @@ class Lane:
 
 @dataclass(frozen=True)
 class Trajectory:
+    """One candidate plan over the horizon, in the ego frame: where and how fast, its cost, whether it
+    is safe."""
+
     times: np.ndarray  # (T,) [s]
     points: np.ndarray  # (T, 2) [m] ego frame
     speeds: np.ndarray  # (T,) [m/s]
@@ -67,11 +70,14 @@ class Manoeuvre:
     elapsed_s: float  # [s] since it started
 
     def advanced(self, dt: float) -> "Manoeuvre":
+        """The same manoeuvre `dt` seconds later."""
         return Manoeuvre(self.lane_offset, self.start_offset_m, self.elapsed_s + dt)
 
 
 @dataclass(frozen=True)
 class PlannerParams:
+    """The planner's horizon, timing, margins and cost weights (see the module docstring)."""
+
     horizon_s: float = 4.0  # [s]
     dt: float = 0.2  # [s]
     change_s: float = 3.0  # [s] duration of a lane change (or of a return to the own lane)
@@ -118,6 +124,9 @@ def frenet(polyline: np.ndarray, point: np.ndarray = np.zeros(2)) -> tuple[float
 
 
 class TrajectoryPlanner:
+    """The candidate planner of the module docstring. It keeps no state between calls: the caller hands
+    back the manoeuvre under way (`ongoing`)."""
+
     def __init__(self, params: PlannerParams = PlannerParams()) -> None:
         self.p = params
         self.times = np.arange(0.0, params.horizon_s + 1e-9, params.dt)

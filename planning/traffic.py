@@ -14,6 +14,8 @@ from steerbench.sim.types import LaneIndex, VehicleState
 
 @dataclass(frozen=True)
 class Neighbour:
+    """A vehicle ahead of or behind the ego in a lane, and the gap to it."""
+
     vehicle: VehicleState
     gap: float  # [m] bumper to bumper along the lane (>= 0 means no overlap)
 

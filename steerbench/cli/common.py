@@ -33,6 +33,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit status 2."""
 
     def error(self, message: str):  # type: ignore[override]
+        """Print `message` with a pointer to --help on one line, and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -60,6 +61,7 @@ def number(kind, minimum: float, strict: bool):
 
 
 def positive(kind):
+    """argparse type: a `kind` number > 0."""
     return number(kind, 0, strict=True)
 
 
@@ -68,6 +70,7 @@ non_negative_float = number(float, 0, strict=False)
 
 
 def frame_size(text: str) -> tuple[int, int]:
+    """argparse type: `WIDTHxHEIGHT`, each at least 16 -> (width, height)."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)
     if not m or int(m[1]) < 16 or int(m[2]) < 16:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT of at least 16x16, got {text!r}")
@@ -75,6 +78,7 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 def net_sizes(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated network sizes among S, M and L (any case, duplicates dropped)."""
     nets = tuple(dict.fromkeys(s.strip().upper() for s in text.split(",") if s.strip()))
     if not nets or any(n not in ("S", "M", "L") for n in nets):
         raise argparse.ArgumentTypeError(f"expected sizes among S,M,L, got {text!r}")
@@ -87,18 +91,21 @@ def _parent() -> argparse.ArgumentParser:
 
 
 def progress_flag() -> argparse.ArgumentParser:
+    """A parent parser with `--no-progress`."""
     p = _parent()
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
 def workers_flag(help: str = "parallel worker processes") -> argparse.ArgumentParser:
+    """A parent parser with `--workers N` (N >= 1)."""
     p = _parent()
     p.add_argument("--workers", type=positive(int), default=1, help=help)
     return p
 
 
 def logdir_flag(default: Path | None, help: str = "run directory (resumed if it exists)") -> argparse.ArgumentParser:
+    """A parent parser with `--logdir`, required when `default` is None."""
     p = _parent()
     if default is None:
         p.add_argument("--logdir", type=Path, required=True, help=help)
@@ -108,6 +115,7 @@ def logdir_flag(default: Path | None, help: str = "run directory (resumed if it 
 
 
 def address_flag() -> argparse.ArgumentParser:
+    """A parent parser with `--address`, a running Ray cluster."""
     p = _parent()
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="a running Ray cluster ('auto', HOST:6379 or ray://HOST:10001); default: start a local "
@@ -116,6 +124,7 @@ def address_flag() -> argparse.ArgumentParser:
 
 
 def backend_flags() -> argparse.ArgumentParser:
+    """A parent parser with `--backend process|ray` and `--address`."""
     p = argparse.ArgumentParser(add_help=False, parents=[address_flag()])
     p.add_argument("--backend", choices=KINDS, default="process",
                    help="process: worker processes here; ray: Ray actors, one per CPU of the cluster unless "
@@ -124,6 +133,7 @@ def backend_flags() -> argparse.ArgumentParser:
 
 
 def agent_flags(many: bool = True) -> argparse.ArgumentParser:
+    """A parent parser with `--agent [LABEL=]AGENT` (required, repeatable) and `--agent-opt LABEL.KEY=VALUE`."""
     p = _parent()
     p.add_argument("--agent", action="append", required=True, metavar="[LABEL=]AGENT",
                    help="registry name, entry point or module:Class" + ("; repeat for several agents" if many else ""))
@@ -191,6 +201,8 @@ def backend(args: argparse.Namespace) -> Backend:
 
 
 def env_settings(args: argparse.Namespace) -> EnvSettings:
+    """The EnvSettings of the env flags; UsageError when --policy-hz is below 5 or does not divide
+    --sim-hz."""
     if args.sim_hz % args.policy_hz or args.policy_hz < 5:
         raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
     camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,

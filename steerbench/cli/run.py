@@ -14,6 +14,7 @@ from . import common
 
 
 def register(sub) -> None:
+    """Add `scenarios`, `agents`, `eval` and `collect`."""
     common.command(sub, "scenarios", cmd_scenarios, "list the scenario suite and its train/test differences")
     common.command(sub, "agents", cmd_agents, "list registered agents, their inputs and options")
     e = common.command(sub, "eval", cmd_eval, "evaluate agents on paired episodes", parents=[
@@ -34,6 +35,7 @@ def register(sub) -> None:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
+    """`steerbench scenarios`: print the suite with each scenario's train/test differences."""
     for s in SUITE.values():
         print(f"{s.name}  ({env_id(s.name)})")
         print(f"  {s.summary}")
@@ -46,6 +48,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
+    """`steerbench agents`: print every known agent with its inputs, description and options."""
     for name, target in known_agents().items():
         try:
             cls = load_object(target)
@@ -62,6 +65,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """`steerbench eval`: run the evaluation, then print its summary and paired differences."""
     from steerbench.harness.evaluate import EvalConfig, run_eval  # heavy imports only when evaluating
     from steerbench.harness.summary import comparison_table, summary_table
 
@@ -84,6 +88,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    """`steerbench collect`: record the dataset, then print its episodes and frames per scenario/split."""
     from steerbench.harness.collect import CollectConfig, collect
 
     label = common.label_of(args.teacher)

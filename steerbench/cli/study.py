@@ -14,6 +14,7 @@ from . import common
 
 
 def register(sub) -> None:
+    """Add `compare`, `scale`, `ceiling`, `diagnose` and `errors`."""
     _compare_parser(sub)
     _scale_parser(sub)
     _ceiling_parser(sub)
@@ -107,6 +108,7 @@ def _compare_parser(sub) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """`steerbench compare`: the contestants (built-in and --agent) on the --splits, into one report."""
     from steerbench.study.compare import CompareConfig, run_compare
     from steerbench.study.contestants import select, user_contestant
     from steerbench.study.report import timings_table
@@ -149,6 +151,7 @@ def _scale_parser(sub) -> None:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
+    """`steerbench scale`: the data-scaling curves."""
     import dataclasses
 
     from steerbench.study.report import timings_table
@@ -184,6 +187,7 @@ def _ceiling_parser(sub) -> None:
 
 
 def cmd_ceiling(args: argparse.Namespace) -> int:
+    """`steerbench ceiling`: the ceiling analysis of the modular pipeline."""
     from steerbench.study.ceiling import CeilingConfig, ceiling_table, run_ceiling
 
     check_split(args.split)
@@ -215,6 +219,7 @@ def _diagnose_parser(sub) -> None:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    """`steerbench diagnose`: Ng's bias / variance / mismatch table of one agent."""
     from steerbench.harness.collect import dataset_settings
     from steerbench.sim.runner import EnvSettings
     from steerbench.study.diagnose import DiagnoseConfig, diagnosis_tables, log_diagnosis, run_diagnose
@@ -251,6 +256,7 @@ def _errors_parser(sub) -> None:
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
+    """`steerbench errors RUN`: the error analysis of a run directory, with replayed clips."""
     from steerbench.study.failures import ErrorsConfig, errors_table
     from steerbench.study.replay import run_errors
 

@@ -11,6 +11,7 @@ from . import common
 
 
 def register(sub) -> None:
+    """Add `train-e2e` and `train-detector`."""
     _train_e2e_parser(sub)
     d = common.command(sub, "train-detector", cmd_train_detector,
                        "collect labelled frames and train the learned vehicle detector",
@@ -51,6 +52,7 @@ def _train_e2e_parser(sub) -> None:
 
 
 def cmd_train_e2e(args: argparse.Namespace) -> int:
+    """`steerbench train-e2e`: behaviour cloning, then DAgger rounds when asked for."""
     from steerbench.agents.e2e_train import TrainConfig, train
 
     cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
@@ -88,6 +90,7 @@ def _dagger(args: argparse.Namespace, train_cfg) -> int:
 
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
+    """`steerbench train-detector`: collect the labelled frames that are missing, then train the detector."""
     from steerbench.harness.collect import CollectConfig, collect
     from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, results_table, train_detector
 

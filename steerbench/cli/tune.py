@@ -34,6 +34,7 @@ def _counts(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
+    """Add `tune`."""
     p = common.command(sub, "tune", cmd_tune,
                        "sweep the end-to-end network's hyper-parameters and data size on Ray Tune",
                        parents=[common.logdir_flag(Path("runs/tune"), "sweep directory (resumed if it exists)"),
@@ -52,6 +53,7 @@ def register(sub) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """`steerbench tune`: run the sweep and write its outputs; TrainingError when every trial failed."""
     from steerbench.study.tune import SweepConfig, run_sweep, sweep_table, write_outputs
 
     if 0 in args.batches:

@@ -32,6 +32,8 @@ class BackendError(SteerbenchError, RuntimeError):
 
 @dataclass(frozen=True)
 class Backend:
+    """Where episodes run. BackendError for an unknown kind, or an address with a kind other than `ray`."""
+
     kind: str = "process"  # "process": worker processes on this machine; "ray": Ray actors
     address: str | None = None  # ray: a running cluster ("auto", "HOST:6379", "ray://HOST:10001");
     #                             None: $RAY_ADDRESS if set, else a new local Ray instance with this machine's cores

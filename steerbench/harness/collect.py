@@ -21,14 +21,18 @@ from steerbench.sim.storage import atomic_write_json, check_stored, settings_fro
 
 @dataclass(frozen=True)
 class CollectConfig:
+    """One `steerbench collect`: episodes `seed` .. `seed + episodes - 1` of each scenario on one split,
+    driven by the teacher (or, with `driver`, by the driver and labelled by the teacher), into the
+    dataset `out`."""
+
     teacher: AgentSpec
     scenarios: tuple[str, ...]
     split: str = "train"
     episodes: int = 10  # per scenario
     seed: int = 0  # index of the first episode
     workers: int = 1
-    out: Path = Path("data/dataset")
-    env: EnvSettings = EnvSettings()
+    out: Path = Path("data/dataset")  # dataset directory: created, or resumed
+    env: EnvSettings = EnvSettings()  # fixed for a dataset
     noise_std: float = 0.0  # steering noise added to the executed action (labels stay clean)
     noise_fraction: float = 0.5  # share of episodes that get the noise
     driver: AgentSpec | None = None  # DAgger: this agent drives, the teacher only labels
@@ -46,6 +50,8 @@ class Builder:
 
 @dataclass(frozen=True)
 class CollectTask:
+    """One episode to record, as a worker gets it (picklable)."""
+
     agent: str  # label and factory: what EpisodeRunner.agent() needs to build the teacher
     factory: AgentSpec
     inputs: str
@@ -54,9 +60,9 @@ class CollectTask:
     index: int
     seed: int
     env: EnvSettings
-    noise_std: float
-    root: str
-    driver: AgentSpec | None = None
+    noise_std: float  # 0 for an episode without noise
+    root: str  # the dataset directory
+    driver: AgentSpec | None = None  # DAgger's student, who drives; None: the teacher drives
     driver_inputs: str = "pixels"
 
 
@@ -84,6 +90,14 @@ def _check_settings(root: Path, settings: dict) -> None:
 
 
 def collect(cfg: CollectConfig) -> dict:
+    """Record the missing episodes into `cfg.out` and rewrite its manifest, which it returns.
+
+    Resumable: episodes already in the dataset's index are skipped. With `noise_std` > 0 an episode
+    gets the noise with probability `noise_fraction`, decided by its seed (the same episodes every
+    time). DatasetError when `out` cannot be created or holds data recorded with other environment
+    settings; AgentError for a teacher or driver that cannot be built (or a driver that cannot drive
+    with the camera).
+    """
     root = Path(cfg.out)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -117,6 +131,8 @@ def collect(cfg: CollectConfig) -> dict:
 
 
 def write_manifest(root: Path, index: DatasetIndex, settings: dict, teacher: AgentSpec) -> dict:
+    """Write manifest.json atomically (format version, environment settings, `teacher`, frames and
+    episodes per scenario/split, counted from the index) and return it."""
     frames, episodes = Counter(), Counter()
     for r in index.rows:
         frames[f"{r['scenario']}/{r['split']}"] += r["steps"]

@@ -33,6 +33,8 @@ LABELLER = AgentSpec("expert", BUILTIN["expert"], (("follow_ego_lane", "true"),)
 
 @dataclass(frozen=True)
 class DaggerConfig:
+    """`train-e2e --dagger-rounds`: behaviour cloning with `train`, then `rounds` DAgger rounds."""
+
     train: TrainConfig  # round 0; later rounds change only logdir and init
     rounds: int  # DAgger rounds after behaviour cloning
     scenarios: tuple[str, ...]  # where the student is rolled out and evaluated
@@ -58,10 +60,18 @@ def check_budget(cfg: DaggerConfig) -> None:
 
 
 def round_dir(cfg: DaggerConfig, r: int) -> Path:
+    """Round r's train-e2e run directory: the logdir itself for round 0, LOGDIR/dagger-<r> after."""
     return Path(cfg.train.logdir) if r == 0 else Path(cfg.train.logdir) / f"dagger-{r}"
 
 
 def run_dagger(cfg: DaggerConfig) -> list[dict]:
+    """Behaviour cloning, then `cfg.rounds` DAgger rounds; returns one record per round.
+
+    Each record holds the round's checkpoint and, per scenario, the student's closed-loop driving
+    score and success (also in LOGDIR/dagger.json). The rollouts are added to the dataset
+    `cfg.train.data` itself. TrainingError when the rounds or episodes do not fit the DAgger index
+    range (`check_budget`).
+    """
     check_budget(cfg)
     history = []
     for r in range(cfg.rounds + 1):

@@ -25,27 +25,37 @@ from steerbench.sim.types import CameraConfig
 
 @dataclass(frozen=True)
 class EvalConfig:
-    agents: tuple[AgentSpec, ...]
+    """One evaluation: every agent drives the same episodes of every scenario on one split.
+
+    Episode i of a split has the seed `episode_seed(split, i)` for every agent, so the same
+    configuration gives the same episodes and agents are compared on paired episodes. `logdir` is
+    created, or resumed and extended (rundir.py says what may be mixed).
+    """
+
+    agents: tuple[AgentSpec, ...]  # their labels name them in results.jsonl and every report
     scenarios: tuple[str, ...]
-    split: str = "train"
+    split: str = "train"  # train, train-dev, dev or test
     episodes: int = 10  # per scenario
     seed: int = EVAL_START  # index of the first episode; episode i has seed episode_seed(split, seed + i)
-    workers: int = 1
-    logdir: Path = Path("runs/eval")
-    env: EnvSettings = EnvSettings()
-    act_timeout_s: float = 10.0
+    workers: int = 1  # worker processes (with Ray: actors, see Backend)
+    logdir: Path = Path("runs/eval")  # the run directory
+    env: EnvSettings = EnvSettings()  # camera, rates, mode; fixed for a run directory
+    act_timeout_s: float = 10.0  # [s] per reset() or act() call; slower ends the episode as agent_error
     strip_episodes: int = 1  # per agent x scenario: how many episodes get a frame strip
-    strip_frames: int = 8
-    progress: bool = True
+    strip_frames: int = 8  # frames per strip (media/<agent>/...png)
+    progress: bool = True  # a progress bar on stderr
     backend: Backend = Backend()  # where episodes run: worker processes here, or Ray (docs/ray.md)
 
 
 @dataclass
 class EvalOutcome:
+    """What `run_eval` returns: the configured episodes' rows (reused ones included), their summary and
+    paired comparisons."""
+
     run_dir: Path
-    rows: list[dict]
+    rows: list[dict]  # results.jsonl rows of the configured agents, scenarios, split and episodes
     groups: list[summary.Group]
-    comparisons: list[summary.Comparison]
+    comparisons: list[summary.Comparison]  # the first agent against each other one
     ran: int  # episodes run now (the rest were already in results.jsonl)
 
 
@@ -64,6 +74,8 @@ def agent_inputs(specs: Sequence[AgentSpec], camera: CameraConfig = CameraConfig
 
 
 def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[EpisodeTask]:
+    """The configured episodes not in `done` (keys (label, scenario, split, index)), scenario-major: the
+    episode of index i gets the seed `episode_seed(split, i)`, whichever agent drives it."""
     tasks = []
     for spec in cfg.agents:
         for scenario in cfg.scenarios:
@@ -82,6 +94,15 @@ def make_tasks(cfg: EvalConfig, meta: dict[str, dict], done: set) -> list[Episod
 
 
 def run_eval(cfg: EvalConfig) -> EvalOutcome:
+    """Run an evaluation, resuming `cfg.logdir`, and write its summary.md, summary.json and TensorBoard.
+
+    Only the episodes missing from the run's results.jsonl are run; each row is appended as it
+    finishes, so an interrupted run loses only the episodes under way. An agent that fails inside an
+    episode (raises, times out, returns a bad action) has that episode recorded as `agent_error`;
+    one that cannot be built or cannot drive with the camera raises AgentError before any episode,
+    and a run directory made with other settings, or with another agent under the same label, raises
+    RunDirError. Agents evaluated on episodes their checkpoint was trained on get a warning on stderr.
+    """
     run_dir = Path(cfg.logdir)
     meta = agent_inputs(cfg.agents, cfg.env.camera)
     warnings = seen_warnings(cfg.agents, cfg.split, range(cfg.seed, cfg.seed + cfg.episodes))
@@ -122,6 +143,8 @@ def run_eval(cfg: EvalConfig) -> EvalOutcome:
 
 
 def finish(run_dir: Path, store: ResultsStore, cfg: EvalConfig, meta: dict, ran: int) -> EvalOutcome:
+    """Summarise the configured episodes into summary.md and summary.json, rebuild the TensorBoard view
+    from every row of the run directory (earlier invocations' too), and return the outcome."""
     wanted = {
         (s.label, sc, cfg.split, i)
         for s in cfg.agents

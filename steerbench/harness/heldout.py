@@ -18,6 +18,8 @@ from steerbench.sim.episodes import SeenRecord, seen_among
 
 @dataclass(frozen=True)
 class SeenWarning:
+    """An agent's checkpoint saw `episodes` of the episodes asked for, with indices `first` .. `last`."""
+
     agent: str
     checkpoint: str
     split: str
@@ -26,11 +28,13 @@ class SeenWarning:
     last: int
 
     def line(self) -> str:
+        """The one-line warning printed on stderr."""
         return (f"warning: agent {self.agent!r} is evaluated on {self.episodes} {self.split} episode(s) its "
                 f"checkpoint {self.checkpoint} was trained or selected on (indices {self.first}-{self.last}); "
                 "these scores are training scores (held-out episodes start at --first-episode 500000)")
 
     def as_dict(self) -> dict:
+        """The warning as config.json keeps it (under `evaluated_on_own_data`)."""
         return {"agent": self.agent, "checkpoint": self.checkpoint, "split": self.split, "episodes": self.episodes,
                 "first": self.first, "last": self.last}
 
@@ -49,6 +53,8 @@ def seen_record(path: Path) -> SeenRecord:
 
 
 def seen_warnings(agents: Sequence[AgentSpec], split: str, indices: range) -> list[SeenWarning]:
+    """One warning per file an agent's options name whose recorded training or early-stopping episodes
+    include some of `indices` on `split` (files that are not checkpoints have no record)."""
     out = []
     for spec in agents:
         for path in spec.files().values():  # a file without a record (not a checkpoint) has none to warn of

@@ -20,12 +20,16 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class Estimate:
+    """A mean (or rate) and its 95% interval [low, high] over n values; low and high are NaN where
+    there is no interval (a mean of fewer than 2 values), the mean too when n = 0."""
+
     mean: float
     low: float
     high: float
     n: int
 
     def fmt(self, digits: int = 2) -> str:
+        """As text: `mean [low, high]`, the mean alone without an interval, `-` without values."""
         if self.n == 0:
             return "-"
         if math.isnan(self.low):
@@ -33,10 +37,12 @@ class Estimate:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
     def as_dict(self) -> dict:
+        """{"mean": ..., "ci95": [low, high], "n": ...}, as in summary.json and compare.json."""
         return {"mean": self.mean, "ci95": [self.low, self.high], "n": self.n}
 
 
 def rate(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """The share of 1s among 0/1 values, with its Wilson interval (the values are summed and rounded)."""
     n = len(values)
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
@@ -46,6 +52,7 @@ def rate(values: Sequence[float], level: float = 0.95) -> Estimate:
 
 
 def mean(values: Sequence[float], level: float = 0.95) -> Estimate:
+    """The mean with a Student t interval: [mean, mean] when every value is equal, NaN when n < 2."""
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:
@@ -111,4 +118,5 @@ def bootstrap_mean(values: Sequence[float], level: float = 0.95, resamples: int 
 
 
 def format_p(p: float) -> str:
+    """As text: `p<0.001`, else `p=` with two significant digits."""
     return "p<0.001" if p < 0.001 else f"p={p:.2g}"

@@ -19,14 +19,20 @@ Key = tuple[str, str, str, int]
 
 
 class CorruptResultsError(SteerbenchError, ValueError):
+    """results.jsonl holds an unreadable row before its last line (a torn last line is cut instead)."""
+
     pass
 
 
 def row_key(row: dict) -> Key:
+    """(agent, scenario, split, index): an episode's identity in a run; each key is run once."""
     return (row["agent"], row["scenario"], row["split"], int(row["index"]))
 
 
 class ResultsStore:
+    """The rows of one results.jsonl: loaded when it exists (a torn last line cut off, `repaired` then
+    True), appended to one durable row at a time. CorruptResultsError for a bad row elsewhere."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.rows: list[dict] = []
@@ -65,9 +71,12 @@ class ResultsStore:
         self.repaired = True
 
     def keys(self) -> set[Key]:
+        """The keys of the rows recorded so far."""
         return {row_key(r) for r in self.rows}
 
     def append(self, row: dict) -> None:
+        """Write `row` as one line (a single O_APPEND write, then fsync) and keep it. ValueError for a row
+        that holds NaN or infinity; OSError for a short write."""
         line = (json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -22,6 +22,9 @@ PACKAGES = ("steerbench", "torch", "gymnasium", "highway-env", "numpy", "opencv-
 
 
 class RunDirError(SteerbenchError, ValueError):
+    """A run directory that cannot be used: not creatable or writable, or holding results made with
+    other settings, or by another agent under the same label."""
+
     pass
 
 
@@ -102,5 +105,7 @@ def _short(digest: str | None) -> str:
 
 
 def agents_of(run_dir: Path) -> dict[str, dict]:
+    """Label -> the agent's record in the run's config.json (inputs, target, options, ...); {} without
+    one."""
     path = Path(run_dir) / "config.json"
     return json.loads(path.read_text())["agents"] if path.exists() else {}

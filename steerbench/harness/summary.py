@@ -25,20 +25,26 @@ SUMMARY_METRICS = (
 
 @dataclass(frozen=True)
 class Group:
+    """One agent x scenario x split of an evaluation: metrics with 95% intervals, and failure counts."""
+
     agent: str
     inputs: str
     scenario: str
     split: str
-    n: int
-    metrics: dict[str, Estimate]
-    failures: dict[str, int]
+    n: int  # episodes
+    metrics: dict[str, Estimate]  # SUMMARY_METRICS -> mean and interval (intervals.estimate)
+    failures: dict[str, int]  # failure category ("none" included) -> episodes
 
     @property
     def label(self) -> str:
+        """The agent as the tables show it: `agent [inputs]`."""
         return f"{self.agent} [{self.inputs}]"
 
 
 def summarise(rows: Iterable[dict], inputs: dict[str, str]) -> list[Group]:
+    """One Group per (agent, scenario, split) of `rows`, with SUMMARY_METRICS estimated
+    (intervals.estimate). `inputs`: label -> inputs kind ("?" for a label missing from it); groups are
+    sorted by scenario, split, then the order of `inputs`."""
     buckets: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         buckets[(r["agent"], r["scenario"], r["split"])].append(r)
@@ -55,6 +61,8 @@ def summarise(rows: Iterable[dict], inputs: dict[str, str]) -> list[Group]:
 
 @dataclass(frozen=True)
 class Comparison:
+    """`agent` minus `baseline` on the episodes both ran, in one scenario and split."""
+
     scenario: str
     split: str
     agent: str
@@ -86,6 +94,7 @@ def compare(rows: Sequence[dict], agents: Sequence[str], metric: str = "driving_
 
 
 def table(header: list[str], body: list[list[str]], markdown: bool) -> str:
+    """`body` under `header`, as a markdown table or as plain text in padded columns."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -96,6 +105,7 @@ def table(header: list[str], body: list[list[str]], markdown: bool) -> str:
 
 
 def summary_table(groups: Sequence[Group], markdown: bool = False) -> str:
+    """One row per group: n and the TABLE_METRICS with their intervals."""
     header = ["agent [inputs]", "scenario", "split", "n"] + [name for _, name in TABLE_METRICS]
     body = [
         [g.label, g.scenario, g.split, str(g.n)] + [g.metrics[m].fmt() for m, _ in TABLE_METRICS]
@@ -105,6 +115,7 @@ def summary_table(groups: Sequence[Group], markdown: bool = False) -> str:
 
 
 def comparison_table(comparisons: Sequence[Comparison], markdown: bool = False) -> str:
+    """One row per comparison (headed as a driving-score difference)."""
     header = ["scenario", "split", "difference in driving score (paired episodes)", "n"]
     body = [
         [c.scenario, c.split, f"{c.agent} - {c.baseline}: {c.difference.fmt()}", str(c.n)]
@@ -114,6 +125,7 @@ def comparison_table(comparisons: Sequence[Comparison], markdown: bool = False) 
 
 
 def failure_table(groups: Sequence[Group], markdown: bool = False) -> str:
+    """Episodes per failure category (one column per category seen, "none" included), per group."""
     kinds = sorted({k for g in groups for k in g.failures})
     header = ["agent", "scenario", "split"] + kinds
     body = [[g.agent, g.scenario, g.split] + [str(g.failures.get(k, 0)) for k in kinds] for g in groups]
@@ -121,6 +133,8 @@ def failure_table(groups: Sequence[Group], markdown: bool = False) -> str:
 
 
 def summary_json(groups: Sequence[Group], comparisons: Sequence[Comparison]) -> dict:
+    """The content of summary.json: each group's metrics (mean, ci95, n) and failures, and the
+    comparisons."""
     return {
         "groups": [
             {
@@ -141,6 +155,7 @@ def summary_json(groups: Sequence[Group], comparisons: Sequence[Comparison]) -> 
 
 
 def summary_markdown(groups: Sequence[Group], comparisons: Sequence[Comparison]) -> str:
+    """The content of summary.md: the summary table, the failures and the paired differences."""
     parts = ["# Evaluation summary", "", "Means with 95% confidence intervals (Wilson for rates, t for means).", "",
              summary_table(groups, markdown=True), "", "## Failures", "", failure_table(groups, markdown=True)]
     if comparisons:

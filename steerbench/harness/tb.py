@@ -30,13 +30,16 @@ HPARAM_METRICS = ("driving_score", "success", "route_completion")
 
 
 def tb_dir(run_dir: Path, agent: str) -> Path:
+    """The TensorBoard run of one agent: RUN/tb/<agent>."""
     return Path(run_dir) / "tb" / agent
 
 
 def write_tensorboard(
     run_dir: Path, rows: Sequence[dict], groups: Sequence[Group], agents: dict[str, dict], summary_md: str
 ) -> None:
-    """`agents`: label -> {"inputs": ..., "target": ..., "options": {...}}."""
+    """Rebuild the TensorBoard view of `rows` (layout in the module docstring): each agent's
+    tb/<agent> is deleted and written whole, so a resumed run never duplicates a point.
+    `agents`: label -> {"inputs": ..., "target": ..., "options": {...}}."""
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_agent[r["agent"]].append(r)

@@ -32,6 +32,10 @@ from steerbench.sim.runner import EnvSettings
 
 @dataclass(frozen=True)
 class CeilingConfig:
+    """`steerbench ceiling`: the modular pipeline set by `detector`, `lanes` and `controller` (and
+    `checkpoint` for the learned detector), its stages replaced by oracles one by one, and the
+    expert, on the same episodes of one split."""
+
     scenarios: tuple[str, ...]
     split: str = "train"
     episodes: int = 10
@@ -49,6 +53,8 @@ class CeilingConfig:
 
 @dataclass(frozen=True)
 class Step:
+    """One row of the ladder: the agent's label, the stage its oracle replaces, and the agent."""
+
     label: str
     stage: str  # what this row's oracle replaces ("" for the first row)
     spec: AgentSpec
@@ -56,6 +62,9 @@ class Step:
 
 @dataclass
 class CeilingRow:
+    """One configuration in one scenario: its driving score, its paired gain over the row above, and
+    its share of the pipeline's gap to the expert."""
+
     scenario: str
     label: str
     stage: str
@@ -66,11 +75,15 @@ class CeilingRow:
 
 @dataclass
 class CeilingOutcome:
+    """What `run_ceiling` returns."""
+
     run_dir: Path
     rows: list[CeilingRow] = field(default_factory=list)
 
 
 def steps(cfg: CeilingConfig) -> list[Step]:
+    """The ladder of the module docstring: the pipeline, the oracles added cumulatively in pipeline order
+    (map lanes left out when the pipeline already uses the map), then the expert."""
     base = {"detector": cfg.detector, "lanes": cfg.lanes, "controller": cfg.controller}
     if cfg.checkpoint:
         base["checkpoint"] = cfg.checkpoint
@@ -86,6 +99,8 @@ def steps(cfg: CeilingConfig) -> list[Step]:
 
 
 def run_ceiling(cfg: CeilingConfig) -> CeilingOutcome:
+    """Evaluate the ladder on paired episodes (a resumable eval run in `logdir`), write ceiling.md and
+    TensorBoard, and return the rows."""
     ladder = steps(cfg)
     out = run_eval(EvalConfig(
         agents=tuple(s.spec for s in ladder), scenarios=cfg.scenarios, split=cfg.split, episodes=cfg.episodes,
@@ -100,6 +115,8 @@ def run_ceiling(cfg: CeilingConfig) -> CeilingOutcome:
 
 
 def ceiling_rows(rows: Sequence[dict], ladder: Sequence[Step], scenarios: Sequence[str]) -> list[CeilingRow]:
+    """Per scenario, over the episodes every step ran: each step's driving score, its paired gain over
+    the step above and, when the pipeline's gap to the expert is resolved, its share of that gap."""
     scores = {(r["agent"], r["scenario"], r["index"]): r["metrics"]["driving_score"] for r in rows}
     out = []
     for scenario in scenarios:
@@ -121,6 +138,7 @@ def ceiling_rows(rows: Sequence[dict], ladder: Sequence[Step], scenarios: Sequen
 
 
 def ceiling_table(rows: Sequence[CeilingRow], markdown: bool = False) -> str:
+    """The rows as a table (markdown or plain text)."""
     header = [
         "scenario",
         "configuration",

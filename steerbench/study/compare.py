@@ -2,8 +2,8 @@
 
 Steps: find or train each learned contestant's models (one per training seed; see models.py),
 evaluate every copy on the same seeds of each split (a normal, resumable eval run in the same
-directory), then summarise per contestant (study/design.py) into `report.md`, `compare.json`, PNG
-figures under `figures/` and TensorBoard (study/report.py).
+directory), then summarise per contestant (design.py, stats.py) into `report.md`, `compare.json`,
+PNG figures under `figures/` and TensorBoard (report.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from steerbench.study.report import INTERVALS, PAIRS, StudyData, figures, markdo
 
 @dataclass(frozen=True)
 class CompareConfig:
+    """`steerbench compare`: every contestant (a learned one once per training seed) on the same
+    episodes of each split; models missing from `models` are trained with `budget`."""
+
     contestants: tuple[Contestant, ...]
     scenarios: tuple[str, ...]
     budget: Budget  # what is trained when a model is missing
@@ -49,6 +52,9 @@ class CompareConfig:
 
 @dataclass
 class CompareOutcome:
+    """What `run_compare` returns: the run directory, report.md's path, the study's numbers and the time
+    each part took."""
+
     run_dir: Path
     report: Path
     data: StudyData
@@ -56,6 +62,13 @@ class CompareOutcome:
 
 
 def run_compare(cfg: CompareConfig) -> CompareOutcome:
+    """Find or train every contestant's models, evaluate every copy on the same episodes of each split,
+    and write report.md, compare.json, the figures and TensorBoard.
+
+    Resumable: models found in the models directory are reused and the evaluations are ordinary eval
+    runs in `logdir`. Raises what training raises (TrainingError, DatasetError) and what `run_eval`
+    raises (AgentError, RunDirError).
+    """
     run_dir = Path(cfg.logdir)
     models = Models(cfg.models or run_dir / "models", cfg.budget, cfg.env)
     copies = [(c, seed, spec) for c in cfg.contestants for seed, spec in c.instances(models, cfg.train_seeds)]
@@ -72,6 +85,8 @@ def run_compare(cfg: CompareConfig) -> CompareOutcome:
 
 
 def entries_of(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Path) -> tuple[Entry, ...]:
+    """One Entry per contestant (first-seen order) from its evaluated copies (contestant, training seed
+    or None, spec), with the inputs the run directory recorded for them."""
     inputs = {label: meta["inputs"] for label, meta in rundir.agents_of(run_dir).items()}
     entries = []
     for c in dict.fromkeys(c for c, _, _ in copies):
@@ -83,6 +98,8 @@ def entries_of(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: 
 
 
 def study_data(cfg: CompareConfig, run_dir: Path, copies: list, timings: list[Timing]) -> StudyData:
+    """The study's numbers from the run's results.jsonl, over the configured episodes only: every cell,
+    and the modular-vs-e2e pairs with their primary contrasts Holm-corrected."""
     entries = entries_of(copies, run_dir)
     labels = {label for e in entries for label in e.labels}
     wanted = {(label, s, split, i) for label in labels for s in cfg.scenarios for split in cfg.splits
@@ -111,6 +128,7 @@ def _cores() -> int:
 
 
 def write_report(data: StudyData, run_dir: Path, cfg: CompareConfig) -> Path:
+    """Write report.md, compare.json, the figures and TensorBoard; return report.md's path."""
     figs = figures(data, run_dir / "figures")
     md = markdown(data, figs, run_dir)
     path = run_dir / "report.md"
@@ -121,6 +139,8 @@ def write_report(data: StudyData, run_dir: Path, cfg: CompareConfig) -> Path:
 
 
 def compare_json(d: StudyData) -> dict:
+    """The content of compare.json: the statistics used, the contestants, every cell and pair, and the
+    timings."""
     return {
         "statistics": {"intervals": INTERVALS, "pairs": PAIRS, "primary": PRIMARY, "correction": "holm",
                        "alpha": 0.05, "primary_contrasts": sum(p.test.primary for p in d.pairs)},

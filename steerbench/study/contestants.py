@@ -17,6 +17,8 @@ from steerbench.study.models import Models
 
 @dataclass(frozen=True)
 class Contestant:
+    """One design the study compares; a learned one (`model` set) is trained once per training seed."""
+
     name: str  # the label in reports; instances are `name` or `name-s<k>`
     family: str  # expert | modular | e2e | user
     target: str  # module:Class
@@ -25,6 +27,7 @@ class Contestant:
 
     @property
     def learned(self) -> bool:
+        """True when it has a model to train."""
         return bool(self.model)
 
     def instances(self, models: Models | None, seeds: Sequence[int]) -> list[tuple[int | None, AgentSpec]]:
@@ -67,6 +70,7 @@ def user_contestant(spec: AgentSpec) -> Contestant:
 
 
 def select(names: Sequence[str]) -> list[Contestant]:
+    """The built-in contestants named, in that order; AgentError for an unknown name."""
     known = lineup()
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -56,6 +56,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Cell:
+    """One contestant in one scenario (or OVERALL) and split: its metrics over every copy and episode."""
+
     contestant: str
     scenario: str  # a scenario or OVERALL
     split: str
@@ -67,6 +69,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class Pair:
+    """A modular contestant minus an end-to-end one on the same episodes, with the paired test."""
+
     a: str  # a modular contestant
     b: str  # an end-to-end one
     scenario: str
@@ -102,12 +106,16 @@ def matrix(copies: Sequence[Copy], keys: Sequence[EpisodeKey], metric: str) -> n
 
 
 def interval(metric: str, y: np.ndarray) -> tuple[Estimate, str]:
+    """A metric's mean and interval from a seeds x episodes matrix, and the method's name: a two-level
+    t interval (clipped to the metric's range) with 2 seeds or more, else a BCa bootstrap over the
+    episodes."""
     if y.shape[0] >= 2:
         return clipped(metric, hierarchical_mean(y)), f"training seeds x episodes (two-level t, {y.shape[0]} seeds)"
     return bootstrap_mean(y[0] if len(y) else []), "episodes (bootstrap, BCa)"
 
 
 def cell(rows: Sequence[dict], entry: Entry, scenario: str, split: str) -> Cell:
+    """The Cell of `entry` in `scenario` (or OVERALL) and `split`, over the episodes every copy ran."""
     copies = copies_of(rows, entry.labels, scenario, split)
     keys = common_episodes(copies)
     metrics, spreads, how = {}, {}, "episodes (bootstrap, BCa)"
@@ -121,6 +129,7 @@ def cell(rows: Sequence[dict], entry: Entry, scenario: str, split: str) -> Cell:
 
 def cells(rows: Sequence[dict], entries: Sequence[Entry], scenarios: Sequence[str],
           splits: Sequence[str]) -> list[Cell]:
+    """Every entry's cell, per split, per scenario and OVERALL."""
     return [cell(rows, e, s, split) for split in splits for s in (*scenarios, OVERALL) for e in entries]
 
 
@@ -139,8 +148,9 @@ def is_primary(p: Pair, entries: dict[str, Entry]) -> bool:
     """compare's declared contrasts (`PRIMARY`): they depend on the line-up, never on the scores.
 
     All the non-privileged modular contestants rather than "the best" of them: picking the best
-    from these same episodes would favour the modular side, and the line-up has only two with
-    map lanes, so taking both costs three contrasts per split, not a selection bias.
+    from these same episodes would favour the modular side, and the line-up has only two
+    non-privileged ones with map lanes, so taking both costs three more contrasts per split (one per
+    network), not a selection bias.
     """
     return p.scenario == OVERALL and p.metric == PRIMARY_METRIC and entries[p.a].inputs in ("pixels", "pixels+map")
 

@@ -53,6 +53,9 @@ ADVICE = {
 
 @dataclass(frozen=True)
 class DiagnoseConfig:
+    """`steerbench diagnose`: one agent and the expert on the same episodes of every split, and, with
+    `data`, the agent's open-loop steering error on that dataset."""
+
     agent: AgentSpec
     scenarios: tuple[str, ...]
     episodes: int = 10  # per scenario and split
@@ -86,6 +89,8 @@ class Unresolved:
 
 @dataclass
 class Diagnosis:
+    """The errors per split, Ng's gaps, and the gap to work on first."""
+
     errors: dict[str, dict[str, SplitError]] = field(default_factory=dict)  # error -> split -> estimates
     gaps: dict[str, dict[str, Estimate]] = field(default_factory=dict)  # error -> gap -> estimate
     largest: str = ""  # the largest gap whose interval lies above 0; "" when none does
@@ -93,6 +98,9 @@ class Diagnosis:
 
 
 def run_diagnose(cfg: DiagnoseConfig) -> Diagnosis:
+    """Evaluate the agent and the expert on every split (resumable eval runs in `logdir`) and diagnose;
+    with `data`, add the open-loop steering error (DatasetError when the dataset was recorded with
+    other environment settings). The agent's label must not be "expert"."""
     expert = AgentSpec("expert", BUILTIN["expert"])
     per_split = {}
     for split in SPLITS:  # the expert drives the same held-out episodes of every split as the agent
@@ -222,6 +230,7 @@ def _replay(runner: EpisodeRunner, agent, ep, cfg: DiagnoseConfig) -> list[float
 
 
 def diagnosis_tables(diag: Diagnosis, markdown: bool = False) -> str:
+    """The errors per split, the gaps and the verdict, as text or markdown."""
     body = [
         [name, split, e.expert.fmt(3), e.agent.fmt(3), e.excess.fmt(3)]
         for name, per_split in diag.errors.items()
@@ -238,6 +247,7 @@ def _definition(low: str, high: str) -> str:
 
 
 def verdict(diag: Diagnosis) -> str:
+    """One line: the largest resolved gap and its remedy, or why there is none."""
     if diag.largest:
         return f"largest resolved gap: {diag.largest} -> {ADVICE[diag.largest]}"
     u = diag.unresolved
@@ -248,6 +258,7 @@ def verdict(diag: Diagnosis) -> str:
 
 
 def log_diagnosis(logdir: Path, diag: Diagnosis, text: Sequence[str]) -> None:
+    """Write LOGDIR/diagnosis.md (the lines of `text`) and the gaps to TensorBoard (tb/diagnosis)."""
     from torch.utils.tensorboard import SummaryWriter
 
     (Path(logdir) / "diagnosis.md").write_text("# Diagnosis\n\n" + "\n".join(text) + "\n")

@@ -54,6 +54,8 @@ class ErrorsError(RunDirError):
 
 @dataclass(frozen=True)
 class ErrorsConfig:
+    """`steerbench errors`: which run to analyse, and what to replay."""
+
     run_dir: Path
     top: int = 3  # categories per agent that get clips
     clips: int = 2  # replayed episodes per category
@@ -76,6 +78,7 @@ class EpisodeRef:
 
     @property
     def name(self) -> str:
+        """`scenario/split/index`."""
         return f"{self.scenario}/{self.split}/{self.index}"
 
 
@@ -90,6 +93,8 @@ class ScenarioErrors:
 
 @dataclass(frozen=True)
 class ErrorGroup:
+    """One failure category of one agent: counts, cost, and its episodes in the order clips are picked."""
+
     agent: str
     category: str
     rank: int  # 1: the costliest category of this agent
@@ -102,6 +107,8 @@ class ErrorGroup:
 
 @dataclass(frozen=True)
 class AgentErrors:
+    """One agent's failures, its categories ranked by cost."""
+
     agent: str
     episodes: int
     failures: int
@@ -112,6 +119,8 @@ class AgentErrors:
 
 @dataclass(frozen=True)
 class Clip:
+    """One replayed failed episode and its image."""
+
     agent: str
     category: str  # as recorded in results.jsonl
     k: int  # number of the clip within its category
@@ -122,17 +131,21 @@ class Clip:
 
     @property
     def reproduced(self) -> bool:
+        """True when the replay ended in the recorded category."""
         return self.replayed == self.category
 
 
 @dataclass
 class ErrorAnalysis:
+    """The analysis of one run directory: every agent's ranked categories, and the replayed clips."""
+
     run_dir: Path
     agents: list[AgentErrors]
     clips: list[Clip] = field(default_factory=list)
 
     @property
     def groups(self) -> list[ErrorGroup]:
+        """Every agent's groups, agent by agent, each agent's in rank order."""
         return [g for a in self.agents for g in a.groups]
 
 
@@ -196,6 +209,8 @@ HEADER = ["agent", "rank", "category", "episodes", "share of failures", "driving
 
 
 def errors_table(analysis: ErrorAnalysis, markdown: bool = False) -> str:
+    """The ranked categories of every agent, with their scenarios and example episodes (clip paths
+    where replayed)."""
     clips = {(c.agent, c.category, c.episode): c for c in analysis.clips}
     body = []
     for a in analysis.agents:
@@ -221,6 +236,7 @@ def _examples(g: ErrorGroup, clips: dict, markdown: bool) -> str:
 
 
 def errors_markdown(analysis: ErrorAnalysis) -> str:
+    """The content of errors.md."""
     parts = ["# Error analysis", "", f"Run: `{analysis.run_dir}`", ""]
     if not analysis.groups:
         return "\n".join(parts + ["The run has no failed episodes.", ""])
@@ -243,6 +259,7 @@ def _totals(analysis: ErrorAnalysis) -> str:
 
 
 def errors_json(analysis: ErrorAnalysis) -> dict:
+    """The content of errors.json."""
     def plain(x: Any) -> Any:
         return json.loads(json.dumps(dataclasses.asdict(x), default=str))
 
@@ -251,6 +268,7 @@ def errors_json(analysis: ErrorAnalysis) -> dict:
 
 
 def write_outputs(analysis: ErrorAnalysis) -> None:
+    """Write errors.md, errors.json and the TensorBoard run tb/errors (rewritten whole)."""
     run_dir = analysis.run_dir
     md = errors_markdown(analysis)
     (run_dir / "errors.md").write_text(md)

@@ -57,6 +57,8 @@ class Budget:
     backend: Backend = Backend()  # where data collection runs (docs/ray.md)
 
     def epochs(self, least: int) -> int:
+        """Epochs for a model whose own budget is `least`: with `frames` and `samples` set,
+        ceil(samples / frames), at least `least` and at most MAX_EPOCHS; else `least`."""
         if not (self.frames and self.samples):
             return least
         return min(MAX_EPOCHS, max(least, math.ceil(self.samples / self.frames)))
@@ -64,11 +66,14 @@ class Budget:
 
 @dataclass(frozen=True)
 class Timing:
+    """How long one part of a study took (a collection, a training, an evaluation)."""
+
     part: str
     seconds: float  # for a reused model: how long it took when it was trained (0 if unknown)
     trained: bool  # False: found in the models directory and reused
 
     def as_dict(self) -> dict:
+        """For compare.json (seconds rounded to 0.1)."""
         return {"part": self.part, "seconds": round(self.seconds, 1), "trained": self.trained}
 
 
@@ -83,12 +88,17 @@ class Models:
 
     @property
     def data(self) -> Path:
+        """The models directory's dataset: ROOT/data."""
         return self.root / "data"
 
     def e2e_dir(self, size: str, seed: int) -> Path:
+        """The train-e2e run of network `size` with training seed `seed` (name suffixed -n<frames> when the
+        budget sets `frames`)."""
         return self.root / _suffixed(f"e2e-{size}-s{seed}", self.budget.frames)
 
     def detector_dir(self, seed: int) -> Path:
+        """The train-detector run with training seed `seed` (name suffixed -n<frames> when the budget sets
+        `frames`)."""
         return self.root / _suffixed(f"detector-s{seed}", self.budget.frames)
 
     def ensure_data(self) -> Path:
@@ -147,6 +157,8 @@ class Models:
         return self._ensure(f"train e2e-{size} seed {seed}", run, lambda: train(cfg))
 
     def detector(self, seed: int) -> Path:
+        """The best checkpoint of the learned detector trained with `seed`, trained now if missing
+        (a DetectorError of its training becomes a TrainingError)."""
         from steerbench.perception.learned import DetectorError
         from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, train_detector
 

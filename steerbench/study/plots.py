@@ -28,6 +28,8 @@ LABEL_WIDTH = 28  # [characters] legend entries are wrapped at this width
 
 @dataclass(frozen=True)
 class Bar:
+    """One bar: an agent's mean and interval in one group."""
+
     agent: str
     group: str  # scenario, or "overall"
     mean: float
@@ -37,6 +39,8 @@ class Bar:
 
 @dataclass(frozen=True)
 class Point2:
+    """One agent at (x, y), with an interval on each axis."""
+
     agent: str
     x: float
     x_low: float
@@ -48,6 +52,8 @@ class Point2:
 
 @dataclass(frozen=True)
 class CurvePoint:
+    """One point of a scaling curve: a model's mean and interval at `n` training frames."""
+
     model: str
     n: int  # training frames
     mean: float
@@ -122,11 +128,13 @@ def _bar_figure(bars: Sequence[Bar], title: str, ylabel: str, unit_range: bool) 
 
 def driving_score_chart(bars: Sequence[Bar], path: str | Path, title: str = "Driving score by scenario",
                         ylabel: str = "driving score") -> Path:
+    """Grouped bars of driving score with their intervals, saved as a PNG at `path` (returned)."""
     return _save(_bar_figure(bars, title, ylabel, unit_range=True), path)
 
 
 def steering_smoothness_chart(bars: Sequence[Bar], path: str | Path,
                               title: str = "Steering smoothness by scenario") -> Path:
+    """Grouped bars of steering rate with their intervals, saved as a PNG at `path` (returned)."""
     return _save(_bar_figure(bars, title, "steering rate [1/s] (lower is smoother)", unit_range=False), path)
 
 
@@ -145,6 +153,8 @@ def _scatter_figure(points: Sequence[Point2], title: str) -> Figure:
 
 def success_vs_collision_chart(points: Sequence[Point2], path: str | Path,
                                title: str = "Success vs collision rate") -> Path:
+    """Success rate against collision rate per agent, with both intervals, saved as a PNG at `path`
+    (returned)."""
     return _save(_scatter_figure(points, title), path)
 
 
@@ -174,6 +184,8 @@ def _scaling_figure(points: Sequence[CurvePoint], references: Mapping[str, float
 
 def scaling_chart(points: Sequence[CurvePoint], references: Mapping[str, float], path: str | Path,
                   title: str = "Driving score vs training data") -> Path:
+    """Driving score against training frames (log x), one curve per model with its 95% band and the
+    references as dashed lines, saved as a PNG at `path` (returned)."""
     return _save(_scaling_figure(points, references, title), path)
 
 

@@ -33,6 +33,12 @@ GAP_PX = 2  # white pixels between a clip's frames
 
 # -- the command -----------------------------------------------------------------------------
 def run_errors(cfg: ErrorsConfig) -> ErrorAnalysis:
+    """Analyse the run's results, replay the top categories' clips and write the outputs.
+
+    ErrorsError for a missing or unreadable run directory, an agent missing from its config.json, or
+    an agent whose checkpoint files changed since the run (its failures cannot be replayed);
+    AgentError for an agent that can no longer be built.
+    """
     run_dir = Path(cfg.run_dir)
     config, rows = load_run(run_dir)
     analysis = ErrorAnalysis(run_dir, analyse(rows))
@@ -42,6 +48,8 @@ def run_errors(cfg: ErrorsConfig) -> ErrorAnalysis:
 
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """The run's config.json and results rows; ErrorsError when either file is missing or config.json is
+    corrupt."""
     if not run_dir.is_dir():
         raise ErrorsError(f"no run directory {run_dir}")
     for name in ("config.json", "results.jsonl"):
@@ -96,6 +104,8 @@ def _replayable(label: str, meta: dict, env: EnvSettings) -> AgentSpec:
 
 
 def replay_clips(run_dir: Path, config: dict, analysis: ErrorAnalysis, cfg: ErrorsConfig) -> list[Clip]:
+    """Replay the clips of `replay_tasks` (each agent's earlier clips deleted first) and save their
+    images; the clips in agent, category and number order."""
     jobs = replay_tasks(config, analysis, cfg)
     for a in analysis.agents:  # regenerated whole: no clip of an earlier analysis lingers
         shutil.rmtree(run_dir / "media" / "errors" / a.agent, ignore_errors=True)
@@ -146,6 +156,7 @@ def clip_image(frames: Sequence[np.ndarray], overlays: Sequence[np.ndarray | Non
 
 
 def save_clip(path: Path, frames: Sequence[np.ndarray], overlays: Sequence[np.ndarray | None] = ()) -> Path | None:
+    """Write `clip_image` as a PNG at `path` and return it; None (nothing written) without frames."""
     image = clip_image(frames, overlays)
     if image is None:
         return None

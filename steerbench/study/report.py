@@ -32,6 +32,8 @@ HPARAM_METRICS = ("driving_score", "success", "collision")
 
 @dataclass(frozen=True)
 class StudyData:
+    """Everything the comparison report is made from."""
+
     entries: tuple[Entry, ...]
     scenarios: tuple[str, ...]
     splits: tuple[str, ...]
@@ -42,6 +44,7 @@ class StudyData:
     header: str  # command, date, machine: who made these numbers and how
 
     def cell(self, contestant: str, scenario: str, split: str) -> Cell | None:
+        """The cell of (contestant, scenario, split), or None."""
         return next((c for c in self.cells if (c.contestant, c.scenario, c.split) == (contestant, scenario, split)),
                     None)
 
@@ -59,6 +62,8 @@ def _value(c: Cell | None, metric: str) -> str:
 
 
 def results_table(d: StudyData, split: str, scenario: str = OVERALL) -> str:
+    """Markdown: one row per contestant in `scenario` (default OVERALL) of `split`, with the
+    REPORT_METRICS (driving score and success with their spread over training seeds)."""
     header = ["contestant", "inputs", "n"] + [name for _, name in REPORT_METRICS]
     body = []
     for e in d.entries:
@@ -68,6 +73,7 @@ def results_table(d: StudyData, split: str, scenario: str = OVERALL) -> str:
 
 
 def scenario_table(d: StudyData, split: str, metric: str = "driving_score") -> str:
+    """Markdown: `metric` per contestant and scenario (and overall) of `split`."""
     header = ["contestant", "inputs"] + list(d.scenarios) + [OVERALL]
     body = [[e.name, e.inputs] + [_value(d.cell(e.name, s, split), metric) for s in (*d.scenarios, OVERALL)]
             for e in d.entries]
@@ -99,6 +105,8 @@ PAIRS = ("Driving score, modular minus end-to-end, on the episodes every copy of
 
 
 def pairs_section(pairs: Sequence[Pair]) -> list[str]:
+    """The report's lines on the modular-vs-e2e pairs: the primary contrasts (with what would resolve
+    each unresolved one), then the exploratory overall pairs."""
     primary = [p for p in pairs if p.test.primary]
     exploratory = [p for p in pairs if not p.test.primary and p.scenario == OVERALL]
     out = ["## Modular vs end-to-end, paired on the same episodes", "", PAIRS, "",
@@ -135,6 +143,7 @@ def errors_section(d: StudyData, top: int = 3) -> str:
 
 
 def timings_table(timings: Sequence[Timing]) -> str:
+    """Markdown: the time each part took, and the total of what ran now (reused models not counted)."""
     def when(t: Timing) -> str:
         if t.trained:
             return f"{t.seconds / 60:.1f} min"
@@ -146,6 +155,7 @@ def timings_table(timings: Sequence[Timing]) -> str:
 
 
 def markdown(d: StudyData, figures: dict[str, Path], run_dir: Path) -> str:
+    """The content of report.md; figure links are relative to `run_dir`."""
     parts = ["# Modular vs end-to-end: comparison report", "", d.header, "", INTERVALS, ""]
     single = [e.name for e in d.entries if len(e.seeds) == 1]
     if single:
@@ -166,6 +176,8 @@ def markdown(d: StudyData, figures: dict[str, Path], run_dir: Path) -> str:
 
 # -- figures ----------------------------------------------------------------------------------
 def figures(d: StudyData, out: Path) -> dict[str, Path]:
+    """Write the report's figures under `out` (driving score, success vs collision and steering
+    smoothness, per split); name -> path."""
     made = {}
     for split in d.splits:
         made[f"driving score, {split}"] = plots.driving_score_chart(
@@ -204,6 +216,7 @@ def _points(d: StudyData, split: str) -> list[plots.Point2]:
 
 # -- TensorBoard ------------------------------------------------------------------------------
 def write_tensorboard(d: StudyData, run_dir: Path, md: str, figs: dict[str, Path]) -> None:
+    """Rebuild tb/study/<contestant> from the study's numbers (layout in the module docstring)."""
     from torch.utils.tensorboard import SummaryWriter
 
     root = run_dir / "tb" / "study"

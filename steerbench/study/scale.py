@@ -41,6 +41,10 @@ PRIMARY = ("at each N, every network minus the modular agent (same N, same episo
 
 @dataclass(frozen=True)
 class ScaleConfig:
+    """`steerbench scale`: at each dataset size N of `frames`, the networks `nets` (and the modular agent
+    with its learned detector) trained on the first N train frames, all driving the same episodes of
+    one split with the references."""
+
     frames: tuple[int, ...]  # dataset sizes N
     scenarios: tuple[str, ...]
     budget: Budget  # `frames` is set per N
@@ -61,6 +65,8 @@ class ScaleConfig:
 
 @dataclass(frozen=True)
 class Point:
+    """One model at one dataset size: its driving-score cell and its paired tests."""
+
     model: str  # e2e-S, ..., modular-learned-map
     frames: int
     cell: Cell
@@ -70,6 +76,8 @@ class Point:
 
 @dataclass
 class ScaleOutcome:
+    """What `run_scale` returns: every point, the references' cells and the timings."""
+
     run_dir: Path
     points: list[Point]
     references: dict[str, Cell]
@@ -81,6 +89,9 @@ def _grown(base: Contestant, n: int) -> Contestant:
 
 
 def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
+    """Train what is missing at every N, evaluate every model and the references on the same episodes
+    (one resumable eval run in `logdir`), Holm-correct the primary contrasts and write the outputs
+    (scale.csv, scale.md, figures/scaling.png, TensorBoard)."""
     run_dir = Path(cfg.logdir)
     known = lineup()
     bases = [known[f"e2e-{s}"] for s in cfg.nets] + ([known["modular-learned-map"]] if cfg.detector else [])
@@ -134,6 +145,7 @@ def declare_primary(points: Sequence[Point]) -> list[Point]:
 
 # -- outputs ----------------------------------------------------------------------------------
 def write_outputs(out: ScaleOutcome, cfg: ScaleConfig) -> None:
+    """Write scale.csv, figures/scaling.png, scale.md and the TensorBoard runs tb/scale/<model>."""
     _csv(out, out.run_dir / "scale.csv")
     figure = plots.scaling_chart(
         [plots.CurvePoint(p.model, p.frames, *_ds(p.cell)) for p in out.points],
@@ -220,6 +232,7 @@ def _diff(t: PairedTest) -> str:
 
 
 def scale_table(out: ScaleOutcome, frames: Sequence[int], markdown: bool) -> str:
+    """Driving score (with its interval) per model and dataset size; a reference repeats its one value."""
     sizes = sorted(frames)
     models = list(dict.fromkeys(p.model for p in out.points))
     body = [[m] + [next(p.cell.metrics["driving_score"].fmt() for p in out.points if (p.model, p.frames) == (m, n))
@@ -229,6 +242,7 @@ def scale_table(out: ScaleOutcome, frames: Sequence[int], markdown: bool) -> str
 
 
 def scale_markdown(out: ScaleOutcome, cfg: ScaleConfig, figure: Path) -> str:
+    """The content of scale.md."""
     from steerbench.study.report import timings_table
 
     return "\n".join([

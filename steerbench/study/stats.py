@@ -34,9 +34,11 @@ class PairedTest:
 
     @property
     def decisive_p(self) -> float:
+        """The p that decides: Holm's for a primary contrast, else the raw one."""
         return self.p_holm if self.primary else self.p_value
 
     def significant(self, alpha: float = 0.05) -> bool:
+        """Resolved at `alpha` on the decisive p (False when it is NaN)."""
         return not math.isnan(self.decisive_p) and self.decisive_p < alpha
 
     def p_text(self) -> str:
@@ -56,6 +58,7 @@ class PairedTest:
         return needed(self.levels, self.difference.mean, self.seeds, self.n, alpha=alpha)
 
     def as_dict(self) -> dict:
+        """For compare.json (`p_holm` None when exploratory; `levels` when the test has variance components)."""
         out = {"difference": self.difference.as_dict(), "p_value": self.p_value,
                "method": self.method, "n": self.n, "family": "primary" if self.primary else "exploratory",
                "p_holm": self.p_holm if self.primary else None}
@@ -100,6 +103,7 @@ class SeedSpread:
     n: int
 
     def fmt(self, digits: int = 2) -> str:
+        """As text: `mean ± sd (k seeds)`, without the sd for one seed, `-` without seeds."""
         if self.n == 0:
             return "-"
         seeds = "1 seed" if self.n == 1 else f"{self.n} seeds"
@@ -108,10 +112,12 @@ class SeedSpread:
         return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f} ({seeds})"
 
     def as_dict(self) -> dict:
+        """For compare.json: mean, sd, min, max and n."""
         return {"mean": self.mean, "sd": self.sd, "min": self.low, "max": self.high, "n": self.n}
 
 
 def seed_spread(values: Sequence[float]) -> SeedSpread:
+    """The spread of `values`, one per training seed."""
     x = np.asarray(values, dtype=float)
     if len(x) == 0:
         return SeedSpread(NAN, NAN, NAN, NAN, 0)
@@ -126,8 +132,9 @@ def seed_spread(values: Sequence[float]) -> SeedSpread:
 # same env seed) for every row and every agent. Both levels are samples: the copies of the
 # training seeds one could have used, the episodes of the scenarios one could have drawn. With
 # the usual 3 seeds the seed level has 2 degrees of freedom, which a percentile bootstrap over
-# seeds ignores (it undercovers badly, see docs/study.md and tests/test_hierarchical.py). So the
-# interval adds the two levels' variances, each widened by its own Student t quantile:
+# seeds ignores (it undercovers badly, see docs/study.md and
+# tests/steerbench/study/test_hierarchical.py). So the interval adds the two levels' variances,
+# each widened by its own Student t quantile:
 #
 #     half-width^2 = t(k-1)^2 * Var_seeds + t(n-1)^2 * Var_episodes
 #
@@ -210,6 +217,8 @@ def _welch(seeds: list[Component]) -> list[Component]:
 
 
 def half_width(components: Sequence[Component], level: float = 0.95) -> float:
+    """The interval's half-width at `level` from variance components: sqrt(sum of t(df)^2 x variance),
+    components without variance left out."""
     # a level with no variance adds nothing (skipped: its quantile can be inf at tiny 1 - level)
     return math.sqrt(sum(float(stats.t.isf((1 - level) / 2, c.df)) ** 2 * c.variance
                          for c in components if c.variance > 0))
@@ -285,12 +294,14 @@ class Needed:
     learned: bool = True  # False: neither side has a seed level, more seeds change nothing
 
     def fmt(self) -> str:
+        """As text, e.g. `~7 seeds or ~400 episodes`; seeds left out when neither side has a seed level."""
         episodes = f"~{self.episodes} episodes" if self.episodes else "more episodes alone: no"
         if not self.learned:
             return episodes
         return f"{f'~{self.seeds} seeds' if self.seeds else 'over 100 seeds'} or {episodes}"
 
     def as_dict(self) -> dict:
+        """For compare.json (`seeds` None when more seeds would change nothing, or none within the caps)."""
         return {"seeds": self.seeds if self.learned else None, "episodes": self.episodes}
 
 

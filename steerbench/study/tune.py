@@ -33,6 +33,8 @@ TUNE_MISSING = "steerbench tune needs Ray Tune, which is not installed: pip inst
 
 @dataclass(frozen=True)
 class Trial:
+    """One point of the sweep's grid."""
+
     size: str
     lr: float
     batch: int
@@ -40,11 +42,14 @@ class Trial:
 
     @property
     def name(self) -> str:
+        """`<size>-lr<lr>-b<batch>-n<frames or all>`: the trial's directory under LOGDIR/trials."""
         return f"{self.size}-lr{self.lr:g}-b{self.batch}-n{self.frames or 'all'}"
 
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """`steerbench tune`: the grid sizes x lrs x batches x frames, one train-e2e run per trial."""
+
     data: Path  # a `steerbench collect` dataset, readable at the same path on every node
     logdir: Path = Path("runs/tune")
     sizes: tuple[str, ...] = ("S", "M")
@@ -61,9 +66,11 @@ class SweepConfig:
     progress: bool = True
 
     def trials(self) -> list[Trial]:
+        """Every trial of the grid."""
         return [Trial(*t) for t in itertools.product(self.sizes, self.lrs, self.batches, self.frames)]
 
     def train_config(self, trial: Trial) -> TrainConfig:
+        """The train-e2e configuration of one trial, in LOGDIR/trials/<name>."""
         return TrainConfig(data=str(self.data), logdir=str(self.logdir / "trials" / trial.name),
                            size=trial.size, epochs=self.epochs, batch=trial.batch, lr=trial.lr, seed=self.seed,
                            patience=self.patience, frames=trial.frames, progress=False)
@@ -71,6 +78,8 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class TrialOutcome:
+    """How one trial ended."""
+
     trial: Trial
     epochs: int  # epochs it trained (fewer than asked: early stopping or ASHA)
     best: float  # best train-dev L1
@@ -92,6 +101,12 @@ def _run_trial(config: dict[str, Any], sweep: SweepConfig) -> None:
 
 
 def run_sweep(cfg: SweepConfig) -> list[TrialOutcome]:
+    """Run every trial on Ray Tune and return their outcomes.
+
+    ASHA stops trailing trials unless `asha` is off or there is one trial. Finished trials are read
+    again and interrupted ones resumed. TrainingError without a dataset at `data`; BackendError when
+    Ray Tune is not installed or nothing listens at `address`.
+    """
     if not (cfg.data / "manifest.json").is_file():
         raise TrainingError(f"no dataset at {cfg.data} (make one with steerbench collect --out DIR)")
     # Absolute now, on the driver: Tune starts each trial in a directory of its own.
@@ -136,10 +151,12 @@ def _one_line(error: BaseException | None) -> str:
 
 
 def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
+    """Best train-dev L1 first, failed trials (no L1) last."""
     return sorted(outcomes, key=lambda o: (math.isnan(o.best), o.best))
 
 
 def sweep_table(outcomes: Sequence[TrialOutcome], markdown: bool) -> str:
+    """The ranked trials as a table (markdown or plain text)."""
     rows = [[str(i + 1), o.trial.size, f"{o.trial.lr:g}", str(o.trial.batch), str(o.trial.frames or "all"),
              str(o.epochs), "-" if math.isnan(o.best) else f"{o.best:.4f}",
              "-" if math.isnan(o.final_train) else f"{o.final_train:.4f}", o.error or ""]
@@ -149,6 +166,7 @@ def sweep_table(outcomes: Sequence[TrialOutcome], markdown: bool) -> str:
 
 
 def write_outputs(cfg: SweepConfig, outcomes: Sequence[TrialOutcome], command: str) -> None:
+    """Write LOGDIR/tune.md, tune.csv and one HParams row per trial under LOGDIR/tb."""
     best = ranked(outcomes)[0] if outcomes else None
     lines = ["# Hyper-parameter sweep (Ray Tune)", "", f"Command: `{command}`", "",
              f"Dataset: `{cfg.data}`; {cfg.epochs} epochs at most, patience {cfg.patience}, "
