@@ -147,16 +147,19 @@ def build_options(cls: Any, raw: dict[str, str]) -> Any:
 
 def describe_options(cls: Any) -> list[tuple[str, str, str]]:
     """(name, type name, repr of the default) of each option, as strings, for `steerbench agents`;
-    the default reads `'(required)'` for a field without a plain default value."""
+    the default reads `required` for a field without a default, `factory` for one made by a factory."""
     opts_cls = options_class(cls)
     if opts_cls is None:
         return []
     hints = typing.get_type_hints(opts_cls)
     rows = []
     for f in dataclasses.fields(opts_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
         kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
-        rows.append((f.name, kind, repr(default)))
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        else:
+            default = "factory" if f.default_factory is not dataclasses.MISSING else "required"
+        rows.append((f.name, kind, default))
     return rows
 
 

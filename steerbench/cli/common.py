@@ -21,7 +21,8 @@ from steerbench.sim.runner import EnvSettings
 from steerbench.sim.types import SPLITS, CameraConfig
 
 LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
-RESERVED_LABELS = ("tb", "media", "study", "errors", "models", "figures")  # names of a run directory's own parts
+# names of a run directory's own parts and of the study's TensorBoard runs (tb/ceiling, tb/diagnosis, tb/scale)
+RESERVED_LABELS = ("tb", "media", "study", "errors", "models", "figures", "ceiling", "diagnosis", "scale")
 Handler = Callable[[argparse.Namespace], int]
 
 

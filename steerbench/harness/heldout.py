@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from steerbench.agents.registry import AgentSpec
-from steerbench.sim.episodes import SeenRecord, seen_among
+from steerbench.sim.episodes import EVAL_START, SeenRecord, seen_among
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class SeenWarning:
         """The one-line warning printed on stderr."""
         return (f"warning: agent {self.agent!r} is evaluated on {self.episodes} {self.split} episode(s) its "
                 f"checkpoint {self.checkpoint} was trained or selected on (indices {self.first}-{self.last}); "
-                "these scores are training scores (held-out episodes start at --first-episode 500000)")
+                f"these scores are training scores (held-out episodes start at --first-episode {EVAL_START})")
 
     def as_dict(self) -> dict:
         """The warning as config.json keeps it (under `evaluated_on_own_data`)."""

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from steerbench.cli import main
-from steerbench.perception.learned import DetectorError, LearnedDetector, load_detector_checkpoint
 from steerbench.perception.detector_data import select_frames
+from steerbench.perception.learned import DetectorError, LearnedDetector, load_detector_checkpoint
 from steerbench.perception.learned_train import DetectorTrainConfig, evaluate_detector, train_detector
 from steerbench.perception.metrics import quality
 from steerbench.perception.types import FrameGeometry

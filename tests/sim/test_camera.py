@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from steerbench.sim.camera import EGO_COLOR
 from steerbench.sim.types import CameraConfig
 

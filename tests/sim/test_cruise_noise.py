@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+
 from steerbench.agents.expert import ExpertAgent
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask
 from steerbench.sim.scenarios import episode_seed

@@ -20,6 +20,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.controller import ControlledVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import RoadObject
+
 from steerbench.agents.expert import ExpertAgent
 from steerbench.sim import fastcore
 from steerbench.sim.env import SteerEnv

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from highway_env.road.lane import CircularLane, StraightLane
 from highway_env.road.road import RoadNetwork
+
 from steerbench.sim.longitudinal import (
     AdaptiveCruise,
     Radar,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from steerbench.sim.metrics import (
     PENALTY_COLLISION,
     PENALTY_LANE_DEPARTURE,

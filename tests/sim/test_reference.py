@@ -4,6 +4,7 @@ every agent on one episode is scored on one scale, however it drives."""
 from __future__ import annotations
 
 import pytest
+
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.sim.env import SteerEnv
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask

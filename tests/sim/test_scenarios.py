@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from steerbench.sim.registration import env_id
 from steerbench.sim.scenarios import SEED_STRIDE, SUITE, UnknownScenarioError, episode_seed, get_scenario
 from steerbench.sim.types import SPLITS

@@ -5,6 +5,7 @@ import pytest
 from highway_env.envs.merge_env import MergeEnv
 from highway_env.envs.roundabout_env import RoundaboutEnv
 from highway_env.vehicle.behavior import IDMVehicle
+
 from steerbench.sim.envs import IntersectionRouteEnv, RacetrackScenarioEnv, RampMergeEnv, RoundaboutRouteEnv
 
 CONTINUOUS = {"action": {"type": "ContinuousAction"}, "observation": {"type": "Kinematics"}}
@@ -57,6 +58,7 @@ def test_the_seam_between_two_racetrack_lanes_is_on_the_road():
 def test_solid_edges_of_curves_are_drawn_on_the_curve():
     """Stock highway-env draws a CONTINUOUS_LINE as a chord: on an arc it runs inside the lane."""
     from highway_env.road.lane import StraightLane
+
     from steerbench.sim.env import SteerEnv
 
     env = SteerEnv("highway", "train")
