@@ -94,21 +94,8 @@ def _rows(path):
 
 def test_sigkill_loses_only_episodes_in_flight(tmp_path):
     logdir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "steerbench.cli",
-        "eval",
-        "--agent",
-        "idle",
-        "--scenarios",
-        "merge,roundabout",
-        "--episodes",
-        "6",
-        "--logdir",
-        str(logdir),
-        "--no-progress",
-    ]
+    cmd = [sys.executable, "-m", "steerbench.cli", "eval", "--agent", "idle", "--scenarios", "merge,roundabout",
+           "--episodes", "6", "--logdir", str(logdir), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     results = logdir / "results.jsonl"
     deadline = time.time() + 180
@@ -149,23 +136,8 @@ def _alive(pid):
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process parents from /proc (Linux)")
 def test_sigterm_stops_the_pool_workers_too(tmp_path):
     logdir = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "steerbench.cli",
-        "eval",
-        "--agent",
-        "idle",
-        "--scenarios",
-        "merge",
-        "--episodes",
-        "20",
-        "--workers",
-        "2",
-        "--logdir",
-        str(logdir),
-        "--no-progress",
-    ]
+    cmd = [sys.executable, "-m", "steerbench.cli", "eval", "--agent", "idle", "--scenarios", "merge", "--episodes",
+           "20", "--workers", "2", "--logdir", str(logdir), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     results = logdir / "results.jsonl"
     deadline = time.time() + 180
