@@ -17,14 +17,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
-
 from steerbench.perception.detector_data import shares
-from steerbench.perception.training import (EarlyStopping, RunDir, TrainState, comparable_config, open_writer,
-                                            read_checkpoint, resolve_device, resume, save_checkpoint, save_last)
+from steerbench.perception.training import (
+    EarlyStopping,
+    RunDir,
+    TrainState,
+    comparable_config,
+    open_writer,
+    read_checkpoint,
+    resolve_device,
+    resume,
+    save_checkpoint,
+    save_last,
+)
 from steerbench.sim.episodes import by_split
 from steerbench.sim.storage import atomic_write_json
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
@@ -96,7 +105,8 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
     for name, share in shares(frames, names).items():
         mine = candidates[order][scenario_of[order] == name]
         if len(mine) < share:
-            raise TrainingError(f"{full.root} holds {len(mine)} {name} train frames, {share} needed for --frames {frames}")
+            raise TrainingError(f"{full.root} holds {len(mine)} {name} train frames, "
+                                f"{share} needed for --frames {frames}")
         chosen.append(mine[:share])
     return np.concatenate(chosen)
 

@@ -39,6 +39,7 @@ from torch import nn
 
 from .classical import newest, to_gray
 from .metrics import BORDER_PX
+from .training import read_checkpoint
 from .types import Detection, FrameGeometry
 from steerbench.sim.errors import SteerbenchError
 
@@ -225,15 +226,8 @@ def box_corners(center: np.ndarray, length: float, width: float, theta: float) -
 def load_detector_checkpoint(path: str | Path) -> dict:
     """A `train-detector` checkpoint, read with `weights_only=True`; DetectorError otherwise."""
     path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DetectorError(f"no detector checkpoint at {path}") from None
-    except IsADirectoryError:
-        raise DetectorError(f"{path} is a directory, not a detector checkpoint") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DetectorError(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
+    blob = read_checkpoint(path, DetectorError, f"no detector checkpoint at {path}",
+                           directory=f"{path} is a directory, not a detector checkpoint")
     if not isinstance(blob, dict) or blob.get("kind") != "detector" or not isinstance(blob.get("model"), dict):
         raise DetectorError(f"{path} is not a learned-detector checkpoint (train it with steerbench train-detector)")
     if blob.get("format") != CHECKPOINT_FORMAT:

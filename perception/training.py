@@ -169,8 +169,9 @@ def save_last(run: RunDir, net: torch.nn.Module, opt: torch.optim.Optimizer, sta
     """Write `last.pt`: the trainer's `meta`, the weights and the optimiser, its `extra`, then
     what `resume` reads (`train_config` from `comparable_config`, the record, torch's RNG). The
     two mappings keep each trainer's keys where its format always had them."""
-    save_checkpoint(run.last, {**(meta or {}), "model": net.state_dict(), "optimizer": opt.state_dict(), **(extra or {}),
-                               "train_config": train_config, "state": state.to_json(), "rng": torch.get_rng_state()})
+    blob = {**(meta or {}), "model": net.state_dict(), "optimizer": opt.state_dict(), **(extra or {}),
+            "train_config": train_config, "state": state.to_json(), "rng": torch.get_rng_state()}
+    save_checkpoint(run.last, blob)
 
 
 def open_writer(logdir: Path, hparams: Mapping[str, Any]):
