@@ -43,6 +43,8 @@ from .pilotnet import NetConfig, PilotNet, parameter_count
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The settings of one `train-e2e` run; the CLI sets the common ones."""
+
     data: str  # dataset directory from `steerbench collect`
     logdir: str  # run directory: TensorBoard, checkpoints/, config.json
     size: str = "M"  # network size: S, M or L

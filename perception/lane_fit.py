@@ -24,6 +24,7 @@ class LocalParabola:
         self.count, self.t_first = 0, None
 
     def add(self, u: float, v: float) -> tuple[float, float]:
+        """Take the next traced point; the slope and half the second derivative there, to predict the next."""
         t, d, s = (u - self.u0) / 32.0, self.decay, self.s  # scaled: sums of t^4 stay near 1
         t2 = t * t
         s[0], s[1], s[2] = d * s[0] + 1.0, d * s[1] + t, d * s[2] + t2

@@ -52,6 +52,7 @@ class Marking:
     support: int  # traced pixels
 
     def y(self, x: np.ndarray | float) -> np.ndarray:
+        """[m] the marking's lateral position at `x` ahead."""
         c = self.coef
         return c[0] + c[1] * np.asarray(x) + c[2] * np.asarray(x) ** 2
 

@@ -111,14 +111,17 @@ class RunDir:
 
     @property
     def checkpoints(self) -> Path:
+        """The checkpoint directory."""
         return self.logdir / "checkpoints"
 
     @property
     def best(self) -> Path:
+        """The best epoch's weights."""
         return self.checkpoints / "best.pt"
 
     @property
     def last(self) -> Path:
+        """What a resume needs."""
         return self.checkpoints / "last.pt"
 
     def create(self) -> None:

@@ -10,13 +10,13 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
-
-from steerbench.cli import main
-from steerbench.perception.learned import DetectorError, LearnedDetector, load_detector_checkpoint
 from steerbench.perception.detector_data import select_frames
+from steerbench.perception.learned import DetectorError, LearnedDetector, load_detector_checkpoint
 from steerbench.perception.learned_train import DetectorTrainConfig, evaluate_detector, train_detector
 from steerbench.perception.metrics import quality
 from steerbench.perception.types import FrameGeometry
+
+from steerbench.cli import main
 
 SCENARIO = "merge"  # the shortest full episodes (150 steps): one per split keeps this file fast
 
