@@ -127,7 +127,7 @@ def _load_frames(cfg: DetectorTrainConfig, stride: int) -> _Frames:
 
 
 def _comparable(cfg: DetectorTrainConfig) -> str:
-    """What must match to resume (not `epochs`, `patience`, `images` or `progress`)."""
+    """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device"))
 
 
@@ -150,7 +150,8 @@ def train_detector(cfg: DetectorTrainConfig) -> dict:
     frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]), "scaling": g.scaling}
     state = resume(run, load_detector_checkpoint, lambda blob: blob.get("train_config") == _comparable(cfg),
                    DetectorError, net, opt)
-    state = state or TrainState(best=-1.0, best_epoch=0, extra={"train_s": 0.0})
+    if state is None:  # a new run; any AP (>= 0) beats the starting best
+        state = TrainState(best=-1.0, best_epoch=0, extra={"train_s": 0.0})
     params = parameter_count(net)
     write_json(run.logdir / "config.json", {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(), "frame": frame,
                                             "parameters": params, "torch": torch.__version__})
