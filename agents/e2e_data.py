@@ -11,19 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
 from steerbench.sim.dataset import iter_episodes, stack_frames
+from torch.utils.data import Dataset
 
 
 class ImitationDataset(Dataset):
+    """The samples of a dataset's episodes (of `split`, or all), `stack` frames each; the target
+    is the steering (`outputs=1`) or acceleration and steering (`outputs=2`)."""
+
     def __init__(self, root: Path, split: str | None = None, stack: int = 4, outputs: int = 1) -> None:
         if outputs not in (1, 2):
             raise ValueError("outputs must be 1 (steering) or 2 (acceleration and steering)")
         self.root = Path(root)
         self.episodes = list(iter_episodes(root, split))
         self.stack, self.outputs = stack, outputs
-        self.index = np.array([(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep.speed))], dtype=np.int64).reshape(-1, 2)
+        pairs = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep.speed))]
+        self.index = np.array(pairs, dtype=np.int64).reshape(-1, 2)  # (episode, step) of each sample
 
     def __len__(self) -> int:
         return len(self.index)
@@ -33,4 +36,5 @@ class ImitationDataset(Dataset):
         ep = self.episodes[e]
         frames = torch.from_numpy(np.ascontiguousarray(stack_frames(ep.frames, int(t), self.stack)))
         target = ep.action[t, 1:] if self.outputs == 1 else ep.action[t]
-        return frames, torch.tensor(float(ep.speed[t])), torch.tensor(int(ep.command[t])), torch.from_numpy(target.copy())
+        speed, command = torch.tensor(float(ep.speed[t])), torch.tensor(int(ep.command[t]))
+        return frames, speed, command, torch.from_numpy(target.copy())

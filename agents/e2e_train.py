@@ -17,13 +17,23 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
-from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
-
 from steerbench.perception.detector_data import shares
+from steerbench.perception.training import (
+    EarlyStopping,
+    RunDir,
+    TrainState,
+    comparable_config,
+    open_writer,
+    read_checkpoint,
+    resolve_device,
+    resume,
+    save_checkpoint,
+    save_last,
+)
 from steerbench.sim.episodes import by_split
-from steerbench.sim.storage import atomic_write
+from steerbench.sim.storage import atomic_write_json
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
@@ -33,6 +43,8 @@ from .pilotnet import NetConfig, PilotNet, parameter_count
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The settings of one `train-e2e` run; the CLI sets the common ones."""
+
     data: str  # dataset directory from `steerbench collect`
     logdir: str  # run directory: TensorBoard, checkpoints/, config.json
     size: str = "M"  # network size: S, M or L
@@ -95,7 +107,8 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
     for name, share in shares(frames, names).items():
         mine = candidates[order][scenario_of[order] == name]
         if len(mine) < share:
-            raise TrainingError(f"{full.root} holds {len(mine)} {name} train frames, {share} needed for --frames {frames}")
+            raise TrainingError(f"{full.root} holds {len(mine)} {name} train frames, "
+                                f"{share} needed for --frames {frames}")
         chosen.append(mine[:share])
     return np.concatenate(chosen)
 
@@ -114,83 +127,79 @@ def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Genera
     return torch.nn.functional.l1_loss(out, target.to(device).float())
 
 
-def _save(path: Path, state: dict) -> None:
-    atomic_write(path, lambda f: torch.save(state, f))
-
-
 def load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f"no checkpoint at {path}") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainingError(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
+    """A train-e2e checkpoint (best.pt or last.pt), read with `weights_only=True`; TrainingError otherwise."""
+    return read_checkpoint(path, TrainingError, f"no checkpoint at {path}")
 
 
 def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train (or resume) the run in cfg.logdir; `on_epoch` gets every epoch's history record, the
-    ones a resumed run had already done first (a sweep's scheduler sees the whole curve)."""
-    logdir = Path(cfg.logdir)
-    ckpt_dir = logdir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ones a resumed run had already done first (a sweep's scheduler sees the whole curve).
+    Returns the run's record (`TrainState.as_dict`: epoch, best train-dev L1, stale, history)."""
+    run = RunDir(Path(cfg.logdir))
+    run.create()
     full, train_set, dev_set, test_dist_set = _splits(cfg, stack=4)
     seen = {"trained": _episodes_of(full, train_set), "selected": _episodes_of(full, dev_set)}
-    sample = full.episodes[0].frames
-    net_cfg = NetConfig(size=cfg.size, stack=4, channels=1 if sample.ndim == 3 else 3,
-                        height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net_cfg = _net_config(full, cfg)
+    device = resolve_device()
     torch.manual_seed(cfg.seed)
     net = PilotNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    state = {"epoch": 0, "best": float("inf"), "stale": 0, "history": []}
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        blob = load_checkpoint(last)
-        if not _same_run(blob["train_config"], cfg):
-            raise TrainingError(f"{logdir} holds a run with another configuration; use another --logdir")
-        net.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        state = json.loads(blob["state"])
-        torch.set_rng_state(blob["rng"])
-    elif cfg.init:
-        _warm_start(net, net_cfg, Path(cfg.init))
-    (logdir / "config.json").write_text(json.dumps({"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(),
-                                                    "parameters": parameter_count(net)}, indent=2))
-    writer = SummaryWriter(str(logdir / "tb"))
-    writer.add_text("hparams", json.dumps({**dataclasses.asdict(cfg), "parameters": parameter_count(net)}, indent=1))
-    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
-    for record in state["history"] if on_epoch else ():
+    state = resume(run, load_checkpoint, lambda blob: _same_run(blob["train_config"], cfg), TrainingError, net, opt)
+    if state is None:
+        state = TrainState(best=float("inf"))
+        if cfg.init:
+            _warm_start(net, net_cfg, Path(cfg.init))
+    atomic_write_json(run.logdir / "config.json", {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(),
+                                                   "parameters": parameter_count(net)}, indent=2)
+    writer = open_writer(run.logdir, {**dataclasses.asdict(cfg), "parameters": parameter_count(net)})
+    for record in state.history if on_epoch else ():
         on_epoch(record)
+    stopping = EarlyStopping(cfg.epochs, cfg.patience, higher_is_better=False)
     try:
-        while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
-            epoch = state["epoch"] + 1
-            train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
-            dev_loss, dev_steer = _evaluate(net, dev_set, cfg, device)
-            test_dist_loss, test_dist_steer = _evaluate(net, test_dist_set, cfg, device)
-            improved = dev_loss < state["best"]
-            state.update(epoch=epoch, best=min(state["best"], dev_loss), stale=0 if improved else state["stale"] + 1)
-            state["history"].append({"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
-                                     "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None})
-            for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss),
-                               ("losses/dev_l1", test_dist_loss), ("metrics/train_dev_steering_mae", dev_steer),
-                               ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", cfg.lr),
-                               ("time/samples_per_s", rate)):
-                if np.isfinite(value):
-                    writer.add_scalar(tag, value, epoch)
-            blob = {"model": net.state_dict(), "optimizer": opt.state_dict(), "config": net_cfg.as_dict(),
-                    "train_config": _comparable(cfg), "state": json.dumps(state), "rng": torch.get_rng_state()}
+        while stopping.running(state):
+            epoch = state.epoch + 1
+            # Shuffling and augmentation draw from one generator per epoch: a resumed run draws
+            # what an uninterrupted one would have.
+            gen = torch.Generator().manual_seed(cfg.seed + epoch - 1)
+            record = _train_and_log(net, opt, (train_set, dev_set, test_dist_set), cfg, device, gen, epoch, writer)
+            improved = stopping.record(state, epoch, record["train_dev_l1"])
+            state.history.append(record)
             if improved:
-                _save(ckpt_dir / "best.pt", {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch,
-                                             "episodes": seen})
-            _save(last, blob)
-            gen = torch.Generator().manual_seed(cfg.seed + epoch)
+                save_checkpoint(run.best, {"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": epoch,
+                                           "episodes": seen})
+            save_last(run, net, opt, state, _comparable(cfg), extra={"config": net_cfg.as_dict()})
             if on_epoch:  # after the checkpoint: a sweep may stop the trial inside this call
-                on_epoch(state["history"][-1])
-        log_inputs_and_saliency(writer, net, dev_set, device, state["epoch"])
+                on_epoch(state.history[-1])
+        log_inputs_and_saliency(writer, net, dev_set, device, state.epoch)
     finally:
         writer.close()
-    return state
+    return state.as_dict()
+
+
+def _net_config(full: ImitationDataset, cfg: TrainConfig) -> NetConfig:
+    """The network for this dataset's frames (grey or RGB, their size) and `cfg`'s size and outputs."""
+    sample = full.episodes[0].frames
+    return NetConfig(size=cfg.size, stack=4, channels=1 if sample.ndim == 3 else 3,
+                     height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
+
+
+def _train_and_log(net: PilotNet, opt: torch.optim.Optimizer, sets: tuple[Subset, Subset, Subset], cfg: TrainConfig,
+                   device: str, gen: torch.Generator, epoch: int, writer) -> dict:
+    """One epoch on the train set, then both held-out sets evaluated and the epoch's curves
+    logged; returns the epoch's history record."""
+    train_set, dev_set, test_dist_set = sets
+    train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
+    dev_loss, dev_steer = _evaluate(net, dev_set, cfg, device)
+    test_dist_loss, test_dist_steer = _evaluate(net, test_dist_set, cfg, device)
+    for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss),
+                       ("losses/dev_l1", test_dist_loss), ("metrics/train_dev_steering_mae", dev_steer),
+                       ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", cfg.lr),
+                       ("time/samples_per_s", rate)):
+        if np.isfinite(value):
+            writer.add_scalar(tag, value, epoch)
+    return {"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
+            "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None}
 
 
 def _warm_start(net: PilotNet, net_cfg: NetConfig, path: Path) -> None:
@@ -202,10 +211,7 @@ def _warm_start(net: PilotNet, net_cfg: NetConfig, path: Path) -> None:
 
 def _comparable(cfg: TrainConfig) -> str:
     """What must match to resume (not `epochs`: a run may be extended)."""
-    d = dataclasses.asdict(cfg)
-    for k in ("epochs", "progress", "patience"):
-        d.pop(k)
-    return json.dumps(d, sort_keys=True)
+    return comparable_config(cfg, ("epochs", "progress", "patience"))
 
 
 def _same_run(stored: str, cfg: TrainConfig) -> bool:

@@ -19,6 +19,8 @@ from .types import Detection, FrameGeometry
 
 @dataclass(frozen=True)
 class ClassicalOptions:
+    """The classical detector's thresholds."""
+
     contrast: int = 18  # [grey levels] darker than the road by this: an outline pixel
     min_pixels: int = 5  # fewer dark pixels are sensor noise
     length_m: tuple[float, float] = (1.5, 8.0)  # [m] box lengths accepted (cars 5 m, the barrier 2)
@@ -33,13 +35,16 @@ def newest(frames: np.ndarray) -> np.ndarray:
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
+    """A frame in grey: RGB converted, grey returned as it is."""
     if frame.ndim == 3:
         return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     return frame
 
 
 class ClassicalDetector:
-    def __init__(self, geometry: FrameGeometry = FrameGeometry(), options: ClassicalOptions = ClassicalOptions()) -> None:
+    """Vehicles as groups of dark outline pixels (module docstring), boxed by their minimum-area rectangle."""
+    def __init__(self, geometry: FrameGeometry = FrameGeometry(),
+                 options: ClassicalOptions = ClassicalOptions()) -> None:
         self.g = geometry
         self.o = options
         self._kernel = np.ones((3, 3), np.uint8)

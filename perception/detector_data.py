@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.scenarios import SUITE, get_scenario
 
@@ -36,6 +35,8 @@ class Boxes:
 
 @dataclass(frozen=True)
 class FrameSet:
+    """Labelled grey frames of one split, from one or more scenarios, with their boxes."""
+
     split: str
     frames: np.ndarray  # (N, H, W) uint8 grey
     scenario: np.ndarray  # (N,) index into `scenarios`
@@ -71,6 +72,7 @@ def _rows(root: Path, split: str, scenario: str) -> list[dict]:
 
 
 def usable_frames(rows: Sequence[dict], stride: int) -> int:
+    """Frames that episodes (index rows) give when every `stride`-th step is taken."""
     return sum(math.ceil(r["steps"] / stride) for r in rows)
 
 
@@ -98,6 +100,7 @@ def ensure_frames(root: Path, split: str, scenarios: Sequence[str], frames: int,
 
 
 def camera_of(root: Path) -> dict:
+    """The camera settings a dataset was collected with (its manifest.json); DetectorError otherwise."""
     path = Path(root) / "manifest.json"
     try:
         camera = json.loads(path.read_text())["env"]["camera"]
@@ -110,6 +113,7 @@ def camera_of(root: Path) -> dict:
 
 
 def geometry_for(camera: dict, scenario: str) -> FrameGeometry:
+    """The frame geometry of `scenario` under `camera` (its own centering unless the camera fixes one)."""
     centering = camera["centering"] or SUITE[scenario].centering
     return FrameGeometry(camera["width"], camera["height"], camera["scaling"], tuple(centering))
 

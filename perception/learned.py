@@ -35,12 +35,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from steerbench.sim.errors import SteerbenchError
 from torch import nn
 
 from .classical import newest, to_gray
 from .metrics import BORDER_PX
+from .training import read_checkpoint
 from .types import Detection, FrameGeometry
-from steerbench.sim.errors import SteerbenchError
 
 NORM_SCALE = 64.0  # [grey levels] the frame minus its median grey is divided by this
 REFERENCE_SIZE_M = (5.0, 2.0)  # [m] length, width that the size head predicts the log ratio to
@@ -108,12 +109,14 @@ class DetectorNetConfig:
             raise ValueError("channels needs 4 positive widths and head must be positive")
 
     def as_dict(self) -> dict:
+        """Plain (JSON-ready) form, as checkpoints store it."""
         d = asdict(self)
         d["channels"] = list(self.channels)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DetectorNetConfig":
+        """Back from `as_dict`."""
         return cls(channels=tuple(d["channels"]), head=int(d["head"]), stride=int(d["stride"]))
 
 
@@ -158,6 +161,7 @@ class CenterNetSmall(nn.Module):
         return ((x - road) / NORM_SCALE).view(frames.shape[0], 1, *frames.shape[1:])
 
     def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 (B, H, W) frames -> the heads (heatmap logits, offset, size, heading) on the output grid."""
         x2 = self.down2(self.normalise(frames))
         x4 = self.down4(x2)
         x8 = self.down8(x4)
@@ -169,11 +173,14 @@ class CenterNetSmall(nn.Module):
 
 
 def parameter_count(model: nn.Module) -> int:
+    """Number of weights."""
     return sum(p.numel() for p in model.parameters())
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
+    """How network outputs become detections."""
+
     score_threshold: float = 0.3  # peaks below this are not detections
     max_detections: int = 50  # per frame, highest scores first
     ego_radius_px: float = 4.0  # a peak this close to the ego's pixel is the ego
@@ -201,7 +208,8 @@ def decode(out: dict[str, torch.Tensor], geometry: FrameGeometry, stride: int,
             if np.linalg.norm(cell_px - ego) <= options.ego_radius_px:
                 continue
             uv = (np.array([c, r]) + 0.5 + offset[b, :, r, c]) * stride
-            if not (BORDER_PX <= uv[0] <= geometry.width - BORDER_PX and BORDER_PX <= uv[1] <= geometry.height - BORDER_PX):
+            if not (BORDER_PX <= uv[0] <= geometry.width - BORDER_PX
+                    and BORDER_PX <= uv[1] <= geometry.height - BORDER_PX):
                 continue  # perception.metrics does not expect a vehicle there
             length, width = (ref * float(np.exp(np.clip(v, -5.0, 5.0)))
                              for ref, v in zip(REFERENCE_SIZE_M, size[b, :, r, c]))
@@ -225,15 +233,8 @@ def box_corners(center: np.ndarray, length: float, width: float, theta: float) -
 def load_detector_checkpoint(path: str | Path) -> dict:
     """A `train-detector` checkpoint, read with `weights_only=True`; DetectorError otherwise."""
     path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise DetectorError(f"no detector checkpoint at {path}") from None
-    except IsADirectoryError:
-        raise DetectorError(f"{path} is a directory, not a detector checkpoint") from None
-    except Exception as exc:  # noqa: BLE001 - unpickling errors have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DetectorError(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
+    blob = read_checkpoint(path, DetectorError, f"no detector checkpoint at {path}",
+                           directory=f"{path} is a directory, not a detector checkpoint")
     if not isinstance(blob, dict) or blob.get("kind") != "detector" or not isinstance(blob.get("model"), dict):
         raise DetectorError(f"{path} is not a learned-detector checkpoint (train it with steerbench train-detector)")
     if blob.get("format") != CHECKPOINT_FORMAT:
@@ -243,6 +244,7 @@ def load_detector_checkpoint(path: str | Path) -> dict:
 
 
 def build_network(blob: dict, path: str | Path = "checkpoint") -> CenterNetSmall:
+    """The network of a loaded checkpoint, in eval mode; DetectorError when the weights do not fit."""
     try:
         net = CenterNetSmall(DetectorNetConfig.from_dict(blob["config"]))
         net.load_state_dict(blob["model"])
@@ -279,7 +281,8 @@ class LearnedDetector:
             raise DetectorError(f"{checkpoint_path} was trained on {width}x{height} frames; "
                                 f"the geometry says {g.width}x{g.height}")
         if abs(g.scaling - scaling) > 1e-6:
-            raise DetectorError(f"{checkpoint_path} was trained at {scaling:g} px/m; the geometry says {g.scaling:g} px/m")
+            raise DetectorError(f"{checkpoint_path} was trained at {scaling:g} px/m; "
+                                f"the geometry says {g.scaling:g} px/m")
         self.geometry = g
         self.device = device
         self.stride = self.net.config.stride

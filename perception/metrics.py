@@ -22,6 +22,8 @@ BORDER_PX = 2.0
 
 @dataclass(frozen=True)
 class FrameMatch:
+    """One frame's detections matched to its true vehicles."""
+
     scores: np.ndarray  # (D,) detection scores
     matched: np.ndarray  # (D,) bool: the detection matched a true box
     errors_m: np.ndarray  # (M,) centre error of each match [m]
@@ -30,6 +32,8 @@ class FrameMatch:
 
 @dataclass(frozen=True)
 class DetectionQuality:
+    """Detection quality over frames (precision and recall 1 when there is nothing to get wrong)."""
+
     precision: float
     recall: float
     average_precision: float
@@ -39,13 +43,16 @@ class DetectionQuality:
 
 
 def expected(true_centres_px: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(K,) bool: the vehicles a detector is expected to find: centre at least BORDER_PX inside the frame."""
     c = np.atleast_2d(true_centres_px)
     if c.size == 0:
         return np.zeros(0, bool)
-    return (c[:, 0] >= BORDER_PX) & (c[:, 0] <= width - BORDER_PX) & (c[:, 1] >= BORDER_PX) & (c[:, 1] <= height - BORDER_PX)
+    return ((c[:, 0] >= BORDER_PX) & (c[:, 0] <= width - BORDER_PX)
+            & (c[:, 1] >= BORDER_PX) & (c[:, 1] <= height - BORDER_PX))
 
 
 def match_frame(dets: Sequence[Detection], true_centres_m: np.ndarray) -> FrameMatch:
+    """Hungarian matching on centre distance; pairs farther than MATCH_M apart do not match."""
     scores = np.array([d.score for d in dets])
     matched = np.zeros(len(dets), bool)
     truth = np.atleast_2d(true_centres_m).reshape(-1, 2)
@@ -59,6 +66,7 @@ def match_frame(dets: Sequence[Detection], true_centres_m: np.ndarray) -> FrameM
 
 
 def quality(frames: Sequence[FrameMatch]) -> DetectionQuality:
+    """Precision, recall, average precision and mean centre error over all `frames`."""
     scores = np.concatenate([f.scores for f in frames]) if frames else np.zeros(0)
     hits = np.concatenate([f.matched for f in frames]) if frames else np.zeros(0, bool)
     n_true = sum(f.n_true for f in frames)

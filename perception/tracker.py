@@ -27,6 +27,8 @@ from .types import Detection
 
 @dataclass(frozen=True)
 class TrackerOptions:
+    """The Kalman tracker's noise, gating and track life."""
+
     dt: float = 0.2  # [s] time between frames (the policy period)
     gate_m: float = 4.0  # [m] largest distance between prediction and detection that associates
     confirm_hits: int = 3  # associated frames that confirm a track
@@ -45,6 +47,8 @@ class EgoMotion:
 
 @dataclass(frozen=True)
 class Track:
+    """A tracked vehicle in the current ego frame."""
+
     id: int
     position: np.ndarray  # (2,) [m] ego frame
     velocity: np.ndarray  # (2,) [m/s] ego frame axes
@@ -68,6 +72,7 @@ class _Filter:
 
 
 class KalmanTracker:
+    """Constant-velocity Kalman filters in the ego frame, one per vehicle, moved along with the ego."""
     def __init__(self, options: TrackerOptions = TrackerOptions()) -> None:
         self.o = options
         dt = options.dt
@@ -80,6 +85,7 @@ class KalmanTracker:
         self._next_id = 0
 
     def reset(self) -> None:
+        """Forget every track (a new episode)."""
         self._filters.clear()
         self._next_id = 0
 
@@ -102,6 +108,7 @@ class KalmanTracker:
         return [self._track(f) for f in self._filters]
 
     def confirmed(self) -> list[Track]:
+        """The confirmed tracks now."""
         return [self._track(f) for f in self._filters if f.confirmed]
 
     # -- internals --------------------------------------------------------------------------

@@ -27,11 +27,14 @@ class FrameGeometry:
         return (np.atleast_2d(uv) - self.ego_px) / self.scaling
 
     def to_pixels(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) metres in the ego frame -> (N, 2) pixels (the inverse of `to_metres`)."""
         return np.atleast_2d(xy) * self.scaling + self.ego_px
 
 
 @dataclass(frozen=True)
 class Detection:
+    """One detected vehicle, in pixels and in the ego frame."""
+
     corners_px: np.ndarray  # (4, 2) oriented box, pixel corner coordinates (u column, v row)
     center_m: np.ndarray  # (2,) x ahead, y right [m], ego frame
     length_m: float
@@ -41,8 +44,13 @@ class Detection:
 
     @property
     def center_px(self) -> np.ndarray:
+        """The box's centre in pixels."""
         return self.corners_px.mean(axis=0)
 
 
 class Detector(Protocol):
-    def detect(self, frames: np.ndarray) -> list[Detection]: ...
+    """Anything that finds vehicles in camera frames (classical, learned)."""
+
+    def detect(self, frames: np.ndarray) -> list[Detection]:
+        """Detections in the newest frame of a stack, or in a single frame."""
+        ...

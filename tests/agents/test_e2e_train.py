@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from steerbench.agents.e2e_train import TrainConfig, load_checkpoint, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
+
 from steerbench.cli import main
 from steerbench.harness.collect import CollectConfig, collect
 
@@ -61,7 +61,8 @@ def test_bad_checkpoints_and_data_are_one_line_errors(data, tmp_path, capsys):
     for argv in (["eval", "--agent", "e2e", "--agent-opt", f"e2e.checkpoint={bad}"],
                  ["eval", "--agent", "e2e", "--agent-opt", f"e2e.checkpoint={tmp_path / 'missing.pt'}"],
                  ["train-e2e", "--data", str(tmp_path / "nodata"), "--logdir", str(tmp_path / "t")]):
-        assert main(argv + (["--scenarios", "merge", "--episodes", "1", "--logdir", str(tmp_path / "e")] if argv[0] == "eval" else [])) == 2
+        eval_args = ["--scenarios", "merge", "--episodes", "1", "--logdir", str(tmp_path / "e")]
+        assert main(argv + (eval_args if argv[0] == "eval" else [])) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     train(cfg(data, tmp_path / "x", epochs=1))

@@ -3,12 +3,14 @@
 import cv2
 import numpy as np
 import pytest
-
-from steerbench.agents.modular import ModularAgent, ModularOptions, _truth_tracks
+from steerbench.agents.modular import ModularAgent, ModularOptions
+from steerbench.agents.modular_lanes import LaneView
 from steerbench.agents.reference import IdleAgent
 from steerbench.agents.registry import AgentSpec
+from steerbench.planning.planner import Lane
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.scenarios import episode_seed
+from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, VehicleState
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +18,25 @@ def runner():
     r = EpisodeRunner()
     yield r
     r.close()
+
+
+def observe(env, obs: dict, inputs: str) -> Observation:
+    """What the runner hands an agent of `inputs` (the map prior and the truth only when they
+    are part of its inputs)."""
+    return Observation(frames=obs["frames"], speed=float(obs["speed"][0]), command=int(obs["command"]),
+                       road=env.road_prior() if inputs in ("pixels+map", "privileged") else None,
+                       truth=env.ground_truth() if inputs == "privileged" else None)
+
+
+class MotionSpy:
+    """Stands in for an agent's tracker: records the ego motion each step hands it."""
+
+    def __init__(self, tracker) -> None:
+        self.tracker, self.motions = tracker, []
+
+    def update(self, detections, ego=None):
+        self.motions.append(ego)
+        return self.tracker.update(detections, ego)
 
 
 @pytest.mark.parametrize("options, inputs", [
@@ -39,7 +60,7 @@ def test_map_lanes_refuse_to_run_without_the_map(runner):
     agent = ModularAgent(ModularOptions(detector="classical", lanes="map"))
     agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "pixels", "highway", "train", 0, 0)))
     with pytest.raises(RuntimeError, match="needs the map"):
-        agent.act(EpisodeRunner._observation(env, obs, "pixels"))
+        agent.act(observe(env, obs, "pixels"))
 
 
 @pytest.mark.parametrize("options, inputs", [
@@ -64,24 +85,26 @@ def test_pixel_lanes_drive_the_highway_without_the_map(runner):
     assert m["route_completion"] > 0.4 and m["mean_lateral_offset_m"] < 1.0
 
 
-def start(runner, scenario: str, index: int):
-    """An environment at the start of a train episode and a ground-truth-detection agent reset for it."""
+def start(runner, scenario: str, index: int, options: ModularOptions, inputs: str):
+    """An environment at the start of a train episode and a modular agent reset for it."""
     env = runner.env(scenario, "train", EnvSettings())
     obs, _ = env.reset(seed=episode_seed("train", index))
-    agent = ModularAgent(ModularOptions(detector="ground_truth"))
-    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, "privileged", scenario, "train", index, 0)))
+    agent = ModularAgent(options)
+    agent.reset(episode_info(env, EpisodeTask("m", ModularAgent, inputs, scenario, "train", index, 0)))
     return env, obs, agent
 
 
 def test_kalman_tracks_match_the_oracle_tracks(runner):
     """Fed true detections, the Kalman tracker's velocities converge to the true ones."""
-    env, obs, kalman = start(runner, "highway", 2)
+    env, obs, kalman = start(runner, "highway", 2, ModularOptions(detector="ground_truth"), "privileged")
+    oracle = ModularAgent(ModularOptions(detector="ground_truth", tracker="ground_truth"))
+    oracle.reset(episode_info(env, EpisodeTask("o", ModularAgent, "privileged", "highway", "train", 2, 0)))
     errors = []
     for step in range(40):
-        o = EpisodeRunner._observation(env, obs, "privileged")
-        motion = kalman._ego_motion(o)
-        tracks = kalman._track(o, kalman._detect(o), motion)
-        truth = _truth_tracks(o.truth)
+        o = observe(env, obs, "privileged")
+        kalman.act(o)
+        oracle.act(o)
+        tracks, truth = kalman.snapshot.tracks, oracle.snapshot.tracks  # the confirmed tracks of this step
         if step >= 15:  # confirmed and settled
             for t in tracks:
                 near = min(truth, key=lambda g: np.linalg.norm(g.position - t.position))
@@ -94,19 +117,20 @@ def test_kalman_tracks_match_the_oracle_tracks(runner):
 
 def test_dead_reckoning_follows_the_localised_pose(runner):
     """Without the map the agent integrates speed and its steering; it must agree with the pose."""
-    env, obs, agent = start(runner, "racetrack", 0)
+    env, obs, agent = start(runner, "racetrack", 0, ModularOptions(lanes="pixels"), "pixels")
+    spy = agent.tracker = MotionSpy(agent.tracker)
+    poses = []
+    for _ in range(31):
+        poses.append(env.road_prior().ego)  # the localised pose, which this agent is not given
+        obs, *_ = env.step(agent.act(observe(env, obs, "pixels")))
+    assert spy.motions[0] is None  # nothing to reckon from at the first step
     diffs = []
-    for _ in range(30):
-        o = EpisodeRunner._observation(env, obs, "privileged")
-        action = agent.act(o)
-        obs, *_ = env.step(action)
-        after = EpisodeRunner._observation(env, obs, "privileged")
-        pose = agent._ego_motion(after)
-        agent.last_pose = o.road.ego  # undo: act() will see this step again
-        blind = agent._ego_motion(EpisodeRunner._observation(env, obs, "pixels"))
-        diffs.append((abs(pose.distance_m - blind.distance_m), abs(pose.dheading - blind.dheading)))
+    for before, after, blind in zip(poses, poses[1:], spy.motions[1:]):
+        distance = np.hypot(*(after.position - before.position))
+        dheading = (after.heading - before.heading + np.pi) % (2 * np.pi) - np.pi
+        diffs.append((abs(distance - blind.distance_m), abs(dheading - blind.dheading)))
     d = np.array(diffs)
-    assert d[:, 0].max() < 0.3 and d[:, 1].max() < 0.02, d.max(axis=0)
+    assert len(d) == 30 and d[:, 0].max() < 0.3 and d[:, 1].max() < 0.02, d.max(axis=0)
 
 
 def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
@@ -126,20 +150,36 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     assert "time/merge/train/plan_ms_p95" in acc.Tags()["scalars"]
     # The overlay strip: the plan is drawn in red over the (grey) camera frames.
     assert "media/merge-overlay/train" in acc.Tags()["images"]
-    strip = cv2.imread(str(tmp_path / "media" / "modular" / f"merge-overlay_train_{out.rows[0]['index']}.png"))[..., ::-1]
+    png = tmp_path / "media" / "modular" / f"merge-overlay_train_{out.rows[0]['index']}.png"
+    strip = cv2.imread(str(png))[..., ::-1]
     red = (strip[..., 0] > 200) & (strip[..., 1] < 40) & (strip[..., 2] < 40)
     assert strip.shape[0] == 4 * 64 and red.sum() > 100
 
 
-def test_full_mode_brakes_for_a_car_ahead_on_a_curved_plan():
-    from steerbench.perception.tracker import Track
-    from steerbench.planning.planner import Lane, TrajectoryPlanner
+class CurvedRoad:
+    """Stands in for the agent's map lanes: one lane, a 60 m radius bend to the right."""
 
+    def __init__(self, lane: Lane, speed_limit: float) -> None:
+        self.lane, self.speed_limit = lane, speed_limit
+
+    def view(self, obs: Observation) -> LaneView:
+        return LaneView([self.lane], 0, self.speed_limit)
+
+
+def test_full_mode_brakes_for_a_car_ahead_on_a_curved_plan():
     x = np.arange(-5.0, 120.0, 1.0)
     curve = Lane(0, np.stack([x, x**2 / (2 * 60.0)], axis=1))  # a 60 m radius bend to the right
-    plan = TrajectoryPlanner().plan([curve], [], 20.0, 20.0)
     p = curve.centre[np.searchsorted(x, 40.0)]  # 40 m along, 13 m to the side in the ego frame
-    stopped = Track(0, p, np.zeros(2), 5.0, 2.0, 0.0, 5, 0, True)
-    aside = Track(1, p + [0.0, 6.0], np.zeros(2), 5.0, 2.0, 0.0, 5, 0, True)
-    assert ModularAgent._accel(20.0, 20.0, plan, [stopped]) < -0.5
-    assert ModularAgent._accel(20.0, 20.0, plan, [aside]) >= 0.0
+
+    def acceleration(car: np.ndarray) -> float:
+        """The full-mode agent's acceleration at 20 m/s (the lane's limit) with a stopped car at `car`."""
+        agent = ModularAgent(ModularOptions(detector="ground_truth", tracker="ground_truth"))
+        agent.reset(EpisodeInfo("highway", "train", 0, 0, policy_hz=5, mode="full", command=0))
+        agent.map_lanes = CurvedRoad(curve, speed_limit=20.0)
+        ego = VehicleState(0.0, 0.0, 0.0, 20.0, 5.0, 2.0)
+        stopped = VehicleState(float(car[0]), float(car[1]), 0.0, 0.0, 5.0, 2.0)
+        truth = GroundTruth(time=0.0, ego=ego, others=(stopped,), network=None)
+        return float(agent.act(Observation(np.zeros((4, 64, 128), np.uint8), 20.0, 0, truth=truth))[0])
+
+    assert acceleration(p) < -0.5
+    assert acceleration(p + [0.0, 6.0]) >= 0.0

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-
 from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.pilotnet import NetConfig, PilotNet, parameter_count
 from steerbench.agents.registry import AgentSpec
+
 from steerbench.harness.collect import CollectConfig, collect
 
 
@@ -49,6 +49,8 @@ def test_dataset_gives_stacks_and_clean_targets(tmp_path):
     ep = data.episodes[0]
     frames, speed, command, target = data[5]
     assert frames.shape == (4, 64, 128) and frames.dtype == torch.uint8
-    assert torch.equal(frames[-1], torch.from_numpy(ep.frames[5])) and torch.equal(frames[0], torch.from_numpy(ep.frames[2]))
-    assert target.item() == pytest.approx(float(ep.action[5, 1])) and target.item() != pytest.approx(float(ep.executed[5, 1]))
+    assert torch.equal(frames[-1], torch.from_numpy(ep.frames[5]))
+    assert torch.equal(frames[0], torch.from_numpy(ep.frames[2]))
+    assert target.item() == pytest.approx(float(ep.action[5, 1]))
+    assert target.item() != pytest.approx(float(ep.executed[5, 1]))
     assert len(data) == len(ep.speed) and speed.item() == pytest.approx(float(ep.speed[5]))

@@ -6,7 +6,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
 from steerbench.perception.types import FrameGeometry
 from steerbench.planning.lanes import LaneFollower, LaneTracker, centre_line
@@ -40,7 +39,8 @@ def truth(env) -> tuple[float, float, np.ndarray]:
 def map_centre(env, ahead_m: float = 40.0, step_m: float = 1.0) -> np.ndarray:
     """The ego lane's centre line from abreast of the ego to `ahead_m` along the route, ego frame."""
     ego = env.core.vehicle
-    return centre_line(env.core.road.network, ego.lane_index, env.route_lanes(), vehicle_state(ego), 0.0, ahead_m, step_m)
+    return centre_line(env.core.road.network, ego.lane_index, env.route_lanes(), vehicle_state(ego), 0.0, ahead_m,
+                       step_m)
 
 
 def drive(env, seed: int):
