@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from steerbench.sim.dataset import iter_episodes, stack_frames
 from torch.utils.data import Dataset
+
+from steerbench.sim.dataset import iter_episodes, stack_frames
 
 
 class ImitationDataset(Dataset):

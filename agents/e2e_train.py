@@ -17,6 +17,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
 from steerbench.perception.detector_data import shares
 from steerbench.perception.training import (
     EarlyStopping,
@@ -32,8 +35,6 @@ from steerbench.perception.training import (
 )
 from steerbench.sim.episodes import by_split
 from steerbench.sim.storage import atomic_write_json
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.scenarios import SUITE, get_scenario
 

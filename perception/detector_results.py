@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from steerbench.sim.storage import atomic_write_json
 
 

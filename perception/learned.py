@@ -35,8 +35,9 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from steerbench.sim.errors import SteerbenchError
 from torch import nn
+
+from steerbench.sim.errors import SteerbenchError
 
 from .classical import newest, to_gray
 from .metrics import BORDER_PX

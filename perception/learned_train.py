@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
 from steerbench.sim.episodes import by_split
 from steerbench.sim.scenarios import get_scenario
-from tqdm import tqdm
 
 from .detector_data import Collector, FrameSet, ensure_frames, select_frames
 from .detector_eval import AP_THRESHOLD, Evaluation, classical_baseline, evaluate, evaluate_detector

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
+
 from steerbench.sim.storage import atomic_write
 
 RESUME_CONFLICT = "{logdir} holds a run with another configuration; use another --logdir"

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from steerbench.agents.e2e_train import TrainConfig, load_checkpoint, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec
-
 from steerbench.cli import main
 from steerbench.harness.collect import CollectConfig, collect
 

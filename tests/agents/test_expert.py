@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from steerbench.agents.expert import ExpertAgent
 from steerbench.agents.reference import IdleAgent, LaneKeeperAgent
 from steerbench.sim.runner import EpisodeRunner, EpisodeTask

@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+
 from steerbench.agents.modular import ModularAgent, ModularOptions
 from steerbench.agents.modular_lanes import LaneView
 from steerbench.agents.reference import IdleAgent

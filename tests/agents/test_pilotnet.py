@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+
 from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.pilotnet import NetConfig, PilotNet, parameter_count
 from steerbench.agents.registry import AgentSpec
-
 from steerbench.harness.collect import CollectConfig, collect
 
 

@@ -4,6 +4,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from steerbench.agents.expert import ExpertAgent, ExpertOptions
 from steerbench.agents.registry import AgentError, AgentSpec, build_options, known_agents, resolve
 

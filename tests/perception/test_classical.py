@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
+
 from steerbench.agents.registry import AgentSpec
+from steerbench.harness.collect import CollectConfig, collect
 from steerbench.perception.classical import ClassicalDetector
 from steerbench.perception.metrics import MATCH_M, average_precision, expected, match_frame, quality
 from steerbench.perception.types import Detection, FrameGeometry
 from steerbench.sim.dataset import iter_episodes
 from steerbench.sim.scenarios import SUITE
-
-from steerbench.harness.collect import CollectConfig, collect
 
 # Measured on these fixed seeds when the detector was written; documented in docs/perception.md.
 THRESHOLDS = {"precision": 0.8, "recall": 0.85, "error_m": 1.8}

@@ -6,6 +6,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
 from steerbench.perception.types import FrameGeometry
 from steerbench.planning.lanes import LaneFollower, LaneTracker, centre_line

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from steerbench.perception.tracker import EgoMotion, KalmanTracker, TrackerOptions
 from steerbench.perception.types import Detection
 
