@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.container import BarContainer
 
-from steerbench import plots
+from steerbench.study import plots
 from steerbench.study.plots import Bar, CurvePoint, Point2
 
 NAN = math.nan
