@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from highway_env.road.lane import CircularLane
 
 from steerbench.agents.expert import ExpertAgent
 from steerbench.perception.types import FrameGeometry
 from steerbench.planning.lane_labels import EGO, LANE_S, LEFT, RIGHT, LaneLabeller
 from steerbench.sim.runner import EpisodeRunner
 from steerbench.sim.scenarios import episode_seed
-from steerbench.sim.types import EpisodeInfo, RoadPrior
+from steerbench.sim.types import EpisodeInfo, RoadPrior, VehicleState
 
 K0 = int(np.flatnonzero(LANE_S == 0)[0])
 
@@ -232,3 +233,53 @@ def test_no_oncoming_lane_is_ever_a_neighbour(routes):
 def test_labeller_rejects_samples_without_the_ego():
     with pytest.raises(ValueError):
         LaneLabeller([5.0, 10.0])
+
+
+def _labels_at(env, lane_index: tuple, s: float) -> tuple[dict, VehicleState]:
+    """The labels of an ego placed on a lane's centre at arc length `s`, heading along it."""
+    net = env.core.road.network
+    lane = net.get_lane(lane_index)
+    x, y = lane.position(s, 0.0)
+    ego = VehicleState(x, y, lane.heading_at(s), 9.0, 5.0, 2.0, lane_index)
+    return LaneLabeller()(RoadPrior(net, ego, env.route_lanes())), ego
+
+
+def test_a_lane_ends_at_its_road_end_rather_than_turn_back_onto_the_oncoming_lane(envs):
+    """At the end of the intersection's exit road the closest next road (next_lane's answer) is
+    the same road's inbound lane, 4 m to the left, the other way."""
+    env = envs("intersection", fast=True)
+    env.reset(seed=seed_for(env, 2))  # turn right: out along il3 -> o3
+    length = env.core.road.network.get_lane(("il3", "o3", 0)).length
+    lab, _ = _labels_at(env, ("il3", "o3", 0), length - 20.0)
+    x = lab["lane_centres"][EGO, :, 0]
+    assert np.isfinite(x[LANE_S <= 20]).all() and np.isnan(x[LANE_S > 20]).all()
+
+
+def test_the_acceleration_lane_ends_where_the_main_road_goes_on(envs):
+    """The merge's acceleration lane (b -> c, lane 2) ends at a barrier; next_lane falls back on
+    the main road's right lane, a lane width to the side: the label ends instead, and the left
+    neighbour (that main-road lane) goes on."""
+    env = envs("merge", fast=True)
+    env.reset(seed=0)
+    length = env.core.road.network.get_lane(("b", "c", 2)).length
+    lab, _ = _labels_at(env, ("b", "c", 2), length - 20.0)
+    c = lab["lane_centres"]
+    assert np.isfinite(c[EGO, LANE_S <= 20, 0]).all() and np.isnan(c[EGO, LANE_S > 20, 0]).all()
+    assert np.isfinite(c[LEFT, :, 0]).all() and c[LEFT, :, 1] == pytest.approx(-4.0, abs=0.01)
+    assert list(lab["lane_valid"]) == [True, True, False]  # b -> c lane 1 beside it; nothing to its right
+
+
+def test_past_half_a_turn_the_ego_is_still_abreast_of_its_lane(envs):
+    """The racetrack has an arc of 181 degrees; on its last degree stock local_coordinates
+    reports a negative arc length, and a label from there would run on round the circle."""
+    env = envs("racetrack", fast=True)
+    env.reset(seed=0)
+    net = env.core.road.network
+    index = next((a, b, i) for a, to in net.graph.items() for b, lanes in to.items() for i, lane in enumerate(lanes)
+                 if isinstance(lane, CircularLane) and lane.length / lane.radius > np.pi)
+    lane = net.get_lane(index)
+    lab, ego = _labels_at(env, index, lane.length - 0.3 * (lane.length - np.pi * lane.radius))
+    c = lab["lane_centres"][EGO].astype(np.float64)
+    assert np.isfinite(c).all() and c[K0] == pytest.approx([0.0, 0.0], abs=0.01)
+    for point in _world(ego, c):  # every sample on a lane's centre line
+        assert net.get_lane(net.get_closest_lane_index(point)).distance(point) < 0.1
