@@ -9,7 +9,8 @@ agent's `MapLanes`), the centre lines of three lanes, ordered (left, ego, right)
 * its neighbours: `LaneTracker.side_lanes` of the segment under each sample of the ego's lane
   (the same edge, so the same direction: never an oncoming lane, never a forbidden one), taken
   abreast of that sample, from abreast of the ego outwards until the segment under a sample has
-  no lane on that side.
+  no lane on that side; where the ego's lane ends ahead, a neighbour goes on along its own
+  continuation.
 
 Samples are at the arc lengths `LANE_S` along the ego's lane, measured from abreast of the ego;
 NaN where the lane or its continuation does not exist.
@@ -45,7 +46,7 @@ LANE_STEP_M = 2.5
 LANE_S = np.arange(-LANE_BEHIND_M, LANE_AHEAD_M + LANE_STEP_M / 2, LANE_STEP_M).astype(np.float32)
 LEFT, EGO, RIGHT = 0, 1, 2  # rows of the label arrays
 # [m] label coordinates are multiples of this (~1 mm, far below a pixel's 0.57 m): the low
-# mantissa bits are zero, so a chunk's labels compress to 35 kB instead of 85 kB per 200 steps.
+# mantissa bits are zero, so 200 highway steps of labels compress to ~40 kB instead of 85 kB.
 LANE_QUANTUM_M = 2.0**-10
 MAX_TURN = np.pi / 2  # [rad] a continuation that turns more than this at the join turns back
 
