@@ -4,7 +4,9 @@ Layout of a dataset directory (documented in docs/dataset.md):
 
 * `chunks/<scenario>/<split>/<index>.npz`: one episode; only the newest frame of each step is
   stored (stacks are rebuilt at training time), with the teacher's clean action, the action
-  actually executed (noise injected, DART-style), speed, command and vehicle boxes;
+  actually executed (noise injected, DART-style), speed, command and vehicle boxes, and any
+  per-step arrays the caller's `extras` hook adds (`steerbench collect`: lane labels, which
+  older datasets lack);
 * `index.jsonl`: one row per finished chunk with its SHA-256; a chunk is written to a temporary
   name and renamed before its row is appended, so readers never see half a chunk, a truncated
   or altered chunk fails its checksum, and an interrupted collection resumes from the index;
@@ -27,7 +29,8 @@ from .errors import SteerbenchError
 from .storage import atomic_write
 from .types import EpisodeInfo, Observation
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # lane labels (LANE_ARRAYS) were added without a bump: a chunk may lack them
+LANE_ARRAYS = ("lane_s", "lane_centres", "lane_valid", "lane_width")  # optional, docs/dataset.md
 
 
 class DatasetError(SteerbenchError, ValueError):
@@ -50,6 +53,11 @@ class Episode:
     box_step: np.ndarray  # (N,) int32: the step each box belongs to
     boxes_px: np.ndarray  # (N, 4, 2) float32 corners in pixels (u, v)
     boxes_m: np.ndarray  # (N, 5) float32: x, y [m] in the ego frame (x ahead, y right), length, width, heading [rad]
+    # Lane labels (docs/dataset.md); None in datasets collected before they were added.
+    lane_s: np.ndarray | None = None  # (K,) float32 [m] arc lengths of the samples, from abreast of the ego
+    lane_centres: np.ndarray | None = None  # (T, 3, K, 2) float32 ego frame [m], (left, ego, right), NaN: no lane
+    lane_valid: np.ndarray | None = None  # (T, 3) bool: the lane exists abreast of the ego
+    lane_width: np.ndarray | None = None  # (T, 3) float32 [m], NaN where not valid
 
     def boxes_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         sel = self.box_step == step
@@ -89,11 +97,14 @@ def record_episode(
     env: SteerEnv, teacher: Any, seed: int, make_info: Callable[[SteerEnv], EpisodeInfo],
     noise_std: float, observe: Callable[[SteerEnv, dict], Observation],
     driver: Any = None, observe_driver: Callable[[SteerEnv, dict], Observation] | None = None,
+    extras: Callable[[SteerEnv], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Roll out `teacher`; record the newest frame, labels and the clean teacher action per step.
     Steering noise N(0, noise_std) is added to the executed action only (DART-style recovery
     data), drawn from a generator seeded by the episode's seed. With a `driver` (DAgger's
-    student), the driver's action is executed and the teacher only labels the states it visits."""
+    student), the driver's action is executed and the teacher only labels the states it visits.
+    `extras(env)`, called at each step in the state of that step's frame, returns arrays of the
+    same keys and shapes every step; each key is stacked into a (T, ...) array of the chunk."""
     obs, _ = env.reset(seed=seed)
     info = make_info(env)
     teacher.reset(info)
@@ -103,6 +114,7 @@ def record_episode(
     cols: dict[str, list] = {
         k: [] for k in ("frames", "speed", "command", "action", "executed", "box_step", "boxes_px", "boxes_m")
     }
+    extra: dict[str, list] = {}
     done, step = False, 0
     while not done:
         o = observe(env, obs)
@@ -118,11 +130,13 @@ def record_episode(
         cols["box_step"] += b_step
         cols["boxes_px"] += b_px
         cols["boxes_m"] += b_m
+        if extras is not None:
+            _append_extras(extra, extras(env), step, cols)
         obs, _, term, trunc, step_info = env.step(executed)
         cols["executed"].append(step_info["applied_action"])
         done, step = term or trunc, step + 1
     h, w = env.camera_config.height, env.camera_config.width
-    return {
+    arrays = {
         "frames": np.stack(cols["frames"]).astype(np.uint8),
         "speed": np.asarray(cols["speed"], np.float32),
         "command": np.asarray(cols["command"], np.int16),
@@ -133,6 +147,21 @@ def record_episode(
         "boxes_m": np.asarray(cols["boxes_m"], np.float32).reshape(-1, 5),
         "frame_size": np.array([h, w], np.int32),
     }
+    arrays.update({k: np.stack(v) for k, v in extra.items()})
+    return arrays
+
+
+def _append_extras(extra: dict[str, list], row: dict[str, np.ndarray], step: int, builtin: dict) -> None:
+    """One step of the `extras` hook: the same keys every step, none of the built-in arrays'."""
+    if step == 0:
+        clash = set(row) & (set(builtin) | {"frame_size"})
+        if clash:
+            raise ValueError(f"extras may not replace the built-in arrays {sorted(clash)}")
+        extra.update({k: [] for k in row})
+    elif set(row) != set(extra):
+        raise ValueError(f"extras returned keys {sorted(row)} at step {step}, {sorted(extra)} before")
+    for k, v in row.items():
+        extra[k].append(np.asarray(v))
 
 
 def _drive(driver: Any, obs: Observation) -> np.ndarray:
@@ -196,6 +225,7 @@ def load_episode(root: Path, row: dict, verify: bool = True) -> Episode:
         frames=arrays["frames"], speed=arrays["speed"], command=arrays["command"],
         action=arrays["action"], executed=arrays["executed"], box_step=arrays["box_step"],
         boxes_px=arrays["boxes_px"], boxes_m=arrays["boxes_m"],
+        **{k: arrays.get(k) for k in LANE_ARRAYS},
     )
 
 

@@ -23,7 +23,8 @@ def register(sub) -> None:
     e.add_argument("--act-timeout", type=common.positive(float), default=10.0, help="seconds allowed per act() call")
     e.add_argument("--strips", type=common.non_negative_int, default=1,
                    help="episodes per agent x scenario with a frame strip")
-    c = common.command(sub, "collect", cmd_collect, "record a dataset of teacher rollouts (frames, actions, boxes)",
+    c = common.command(sub, "collect", cmd_collect,
+                       "record a dataset of teacher rollouts (frames, actions, boxes, lanes)",
                        parents=[common.episode_flags(first=None), common.workers_flag(), common.env_flags(),
                                 common.backend_flags(), common.progress_flag()])
     c.add_argument("--teacher", default="expert", metavar="AGENT", help="registry name, entry point or module:Class")

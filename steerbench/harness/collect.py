@@ -13,6 +13,7 @@ from tqdm import tqdm
 from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.harness.backends import Backend
 from steerbench.harness.parallel import run_tasks
+from steerbench.planning.lane_labels import LaneLabeller
 from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
@@ -69,11 +70,14 @@ class CollectTask:
 def _collect(runner: EpisodeRunner, task: CollectTask) -> dict:
     env = runner.env(task.scenario, task.split, task.env)
     driver = None if task.driver is None else runner.agent(Builder("driver:" + task.driver.label, task.driver))
+    labeller = LaneLabeller()  # one per episode: it follows the ego's lane across segment ends
     arrays = record_episode(
         env, runner.agent(task), task.seed, lambda e: episode_info(e, task), task.noise_std,
         lambda e, obs: EpisodeRunner._observation(e, obs, task.inputs),
         driver, lambda e, obs: EpisodeRunner._observation(e, obs, task.driver_inputs),
+        extras=lambda e: labeller(e.road_prior()),
     )
+    arrays["lane_s"] = labeller.s.astype(np.float32)
     path = chunk_path(Path(task.root), task.scenario, task.split, task.index)
     digest = write_chunk(path, arrays)
     return {

@@ -6,7 +6,17 @@ import pytest
 from steerbench.agents.registry import AgentSpec
 from steerbench.cli import main
 from steerbench.harness.collect import CollectConfig, collect
-from steerbench.sim.dataset import DatasetError, DatasetIndex, iter_episodes, load_episode, stack_frames
+from steerbench.planning.lane_labels import EGO, LANE_S, LEFT, RIGHT
+from steerbench.sim.dataset import (
+    LANE_ARRAYS,
+    DatasetError,
+    DatasetIndex,
+    chunk_path,
+    iter_episodes,
+    load_episode,
+    stack_frames,
+    write_chunk,
+)
 from steerbench.sim.env import SteerEnv
 
 EXPERT = AgentSpec("expert", "steerbench.agents.expert:ExpertAgent")
@@ -68,6 +78,51 @@ def test_boxes_sit_on_cars_in_the_frames(dataset):
             if 1 <= u < 127 and 1 <= v < 63:
                 hits.append(ep.frames[t][int(v), int(u)] != background)
     assert hits and np.mean(hits) > 0.9
+
+
+def test_chunks_hold_the_lane_labels(dataset):
+    root, _ = dataset
+    k, k0 = len(LANE_S), int(np.flatnonzero(LANE_S == 0)[0])
+    ended = 0
+    for ep in iter_episodes(root):
+        t = len(ep.speed)
+        assert ep.lane_s.dtype == np.float32 and np.array_equal(ep.lane_s, LANE_S)
+        assert ep.lane_centres.shape == (t, 3, k, 2) and ep.lane_centres.dtype == np.float32
+        assert ep.lane_valid.shape == (t, 3) and ep.lane_valid.dtype == bool
+        assert ep.lane_width.shape == (t, 3) and ep.lane_width.dtype == np.float32
+        # valid: the lane exists abreast of the ego; its width is NaN exactly where it does not
+        assert np.array_equal(ep.lane_valid, np.isfinite(ep.lane_centres[:, :, k0, 0]))
+        assert np.array_equal(ep.lane_valid, np.isfinite(ep.lane_width))
+        assert np.array_equal(np.isnan(ep.lane_centres[..., 0]), np.isnan(ep.lane_centres[..., 1]))
+        assert ep.lane_valid[:, EGO].all() and not ep.lane_valid[:, RIGHT].any()  # nothing right of the ramp
+        # In the acceleration lane the main road's right lane is the left neighbour; the ego's
+        # lane ends at the barrier ahead while that one goes on.
+        beside = ep.lane_valid[:, LEFT]
+        assert beside.any()
+        ends = np.isnan(ep.lane_centres[:, EGO, -1, 0]) & np.isfinite(ep.lane_centres[:, LEFT, -1, 0])
+        ended += int((ends & beside).sum())
+    assert ended > 10
+
+
+def test_a_dataset_without_lane_labels_still_loads_and_trains(dataset, tmp_path):
+    """Datasets collected before the lane labels: the chunks lack them, the rest is unchanged."""
+    from steerbench.agents.e2e_data import ImitationDataset
+    from steerbench.perception.detector_data import select_frames
+
+    root, _ = dataset
+    old = DatasetIndex(tmp_path)
+    (tmp_path / "manifest.json").write_bytes((root / "manifest.json").read_bytes())
+    for row in DatasetIndex(root).rows:
+        with np.load(root / row["path"]) as z:
+            arrays = {key: z[key] for key in z.files if key not in LANE_ARRAYS}
+        path = chunk_path(tmp_path, row["scenario"], row["split"], row["index"])
+        old.append(dict(row, sha256=write_chunk(path, arrays)))
+    ep = load_episode(tmp_path, old.rows[0])
+    assert all(getattr(ep, name) is None for name in LANE_ARRAYS)
+    assert stack_frames(ep.frames, 0, 4).shape == (4, 64, 128)
+    frames, speed, command, target = ImitationDataset(tmp_path)[5]
+    assert frames.shape == (4, 64, 128) and target.shape == (1,)
+    assert len(select_frames(tmp_path, "train", ("merge",), 20).frames) == 20
 
 
 def test_resume_and_corruption(tmp_path, capsys):
