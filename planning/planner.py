@@ -14,8 +14,9 @@ offsets (under `settle_m`) in the own lane are left to the controller: the path 
 line itself.
 Prediction: a vehicle near a lane's centre line and heading along it keeps its speed and offset
 along that lane; any other at constant velocity. A candidate is rejected when, at any time step,
-it overlaps a predicted vehicle (boxes grown by `margin_m`, and ahead and behind by `start_gap_m`
-to start a lane change, so that a gap only just wide enough does not start a change that aborts).
+it overlaps a predicted vehicle (clearance `margin_m` ahead and behind, `margin_m / 2` sideways;
+ahead and behind `start_gap_m` to start a lane change, so that a gap only just wide enough does
+not start a change that aborts).
 The survivors are scored:
 
     cost = w_progress * (desired speed - speed it can hold) / desired speed

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from steerbench.agents.registry import AgentError, AgentSpec, resolve
+from steerbench.sim.errors import SteerbenchError
 from steerbench.study.models import Models
 
 
@@ -35,7 +36,7 @@ class Contestant:
         if not self.learned:
             return [(None, AgentSpec(self.name, self.target, self.options))]
         if models is None:
-            raise ValueError(f"contestant {self.name} is learned: it needs a models directory")
+            raise SteerbenchError(f"contestant {self.name} is learned: it needs a models directory")
         return [(k, AgentSpec(f"{self.name}-s{k}", self.target,
                               self.options + (("checkpoint", str(self._weights(models, k))),))) for k in seeds]
 
