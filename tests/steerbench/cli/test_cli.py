@@ -213,6 +213,21 @@ class _Captured(Exception):
     pass
 
 
+def _capture(monkeypatch, target: str) -> list:
+    """Replace the function at dotted `target` by one that records its config and stops there."""
+    import importlib
+
+    module, name = target.rsplit(".", 1)
+    seen = []
+
+    def capture(cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise _Captured()
+
+    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    return seen
+
+
 @pytest.mark.parametrize(
     "argv, target",
     [
@@ -228,16 +243,7 @@ class _Captured(Exception):
 )
 def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray", reason="ray is not installed: pip install 'steerbench[ray]'")
-    import importlib
-
-    module, name = target.rsplit(".", 1)
-    seen = []
-
-    def capture(cfg, *args, **kwargs):
-        seen.append(cfg)
-        raise _Captured()
-
-    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    seen = _capture(monkeypatch, target)
     if argv[0] == "train-e2e":
         monkeypatch.setattr("steerbench.harness.collect.dataset_settings", lambda data: (None, ("merge",)))
     if argv[0] == "train-detector":  # the collection callback is what gets the backend
@@ -263,16 +269,7 @@ def test_backend_reaches_every_command_that_runs_episodes(argv, target, tmp_path
     ],
 )
 def test_first_episode_has_one_name_and_the_old_seed_still_works(argv, target, tmp_path, monkeypatch, capsys):
-    import importlib
-
-    module, name = target.rsplit(".", 1)
-    seen = []
-
-    def capture(cfg, *args, **kwargs):
-        seen.append(cfg)
-        raise _Captured()
-
-    monkeypatch.setattr(importlib.import_module(module), name, capture)
+    seen = _capture(monkeypatch, target)
     argv = [str(tmp_path / a) if a == "D" else a for a in argv]
     for flag in ("--first-episode", "--seed"):
         with pytest.raises(_Captured):
