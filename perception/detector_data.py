@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
-from steerbench.sim.scenarios import SUITE, get_scenario
+from steerbench.sim.scenarios import get_scenario
 
 from .classical import to_gray
 from .learned import DetectorError
@@ -115,7 +115,7 @@ def camera_of(root: Path) -> dict:
 
 def geometry_for(camera: dict, scenario: str) -> FrameGeometry:
     """The frame geometry of `scenario` under `camera` (its own centering unless the camera fixes one)."""
-    centering = camera["centering"] or SUITE[scenario].centering
+    centering = camera["centering"] or get_scenario(scenario).centering
     return FrameGeometry(camera["width"], camera["height"], camera["scaling"], tuple(centering))
 
 

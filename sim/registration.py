@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from .scenarios import SUITE
+from .scenarios import SUITE, scenario_entry_points
 
 NAMESPACE = "steerbench"
 
@@ -14,6 +14,7 @@ def env_id(scenario: str) -> str:
 
 
 def register_envs() -> None:
-    for name in SUITE:
+    """The suite's scenarios and the installed ones (entry points; resolved only when made)."""
+    for name in [*SUITE, *scenario_entry_points()]:
         if env_id(name) not in gym.registry:
             gym.register(id=env_id(name), entry_point="steerbench.sim.env:SteerEnv", kwargs={"scenario": name})

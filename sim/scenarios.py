@@ -6,7 +6,10 @@ sets), each with its own seed range so that no two splits ever share an episode.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from . import envs
@@ -15,6 +18,7 @@ from .types import SPLITS
 
 SEED_STRIDE = 1_000_000  # episodes per split; split k uses seeds [k * STRIDE, (k + 1) * STRIDE)
 SPLIT_SOURCE = {"train": "train", "train-dev": "train", "dev": "test", "test": "test"}
+ENTRY_POINT_GROUP = "steerbench.scenarios"  # installed scenarios: name = "package.module:function"
 
 
 class UnknownScenarioError(SteerbenchError, ValueError):
@@ -165,18 +169,65 @@ SUITE: dict[str, ScenarioSpec] = {
 }
 
 def get_scenario(name: str) -> ScenarioSpec:
-    try:
+    """The scenario a name refers to: a built-in (`SUITE`), an installed one (entry point group
+    `steerbench.scenarios`), or `module:function` (a function returning a ScenarioSpec). A
+    plug-in's spec is renamed to the name that found it, so that every process (workers, replays)
+    finds it again from the name its results carry."""
+    if name in SUITE:
         return SUITE[name]
-    except KeyError:
-        known = ", ".join(SUITE)
-        raise UnknownScenarioError(f"unknown scenario {name!r}; known: {known}") from None
+    if ":" in name:
+        return _plug_in(name, name)
+    installed = scenario_entry_points()
+    if name in installed:
+        return _plug_in(name, installed[name])
+    known = ", ".join([*SUITE, *installed])
+    raise UnknownScenarioError(f"unknown scenario {name!r}; known: {known} (or module:function)")
+
+
+def scenario_entry_points() -> dict[str, str]:
+    """Entry-point name -> `module:function` for the `steerbench.scenarios` group of every
+    installed package (a name of the suite's is not overridden)."""
+    found = {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return {k: v for k, v in found.items() if k not in SUITE}
+
+
+def _plug_in(name: str, target: str) -> ScenarioSpec:
+    module, _, attr = target.partition(":")
+    if not module or not attr:
+        raise UnknownScenarioError(f"scenario {name!r}: expected module:function, got {target!r}")
+    try:
+        make = getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise UnknownScenarioError(f"scenario {name!r}: cannot import {module!r} ({exc})") from None
+    except AttributeError:
+        raise UnknownScenarioError(f"scenario {name!r}: module {module!r} has no {attr!r}") from None
+    try:
+        spec = make()
+    except Exception as exc:  # a user's function: any failure is their scenario's, in one line
+        raise UnknownScenarioError(f"scenario {name!r}: {target}() raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(spec, ScenarioSpec):
+        raise UnknownScenarioError(f"scenario {name!r}: {target}() returned {type(spec).__name__}, "
+                                   "not a steerbench.sim.scenarios.ScenarioSpec")
+    _check_env_class(name, spec)
+    return dataclasses.replace(spec, name=name)
+
+
+def _check_env_class(name: str, spec: ScenarioSpec) -> None:
+    """A scenario's road layouts must be the suite's kind of environment (envs.ScenarioMixin:
+    continuous steering, routes, commands), or SteerEnv cannot drive them."""
+    for split in ("train", "test"):
+        cls = spec.env_class_for(split)
+        if not (isinstance(cls, type) and issubclass(cls, envs.ScenarioMixin)):
+            raise UnknownScenarioError(f"scenario {name!r}: its {split} env_class {cls!r} is not a "
+                                       "steerbench.sim.envs scenario environment (derive from one of its classes)")
 
 
 def parse_scenarios(text: str) -> list[ScenarioSpec]:
-    """'highway,racetrack' -> specs; 'all' -> the whole suite."""
+    """'highway,racetrack' -> specs; 'all' -> the built-in suite; plug-ins by name or
+    module:function (see `get_scenario`)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(SUITE.values())
     if not names:
-        raise UnknownScenarioError("no scenario given; known: " + ", ".join(SUITE))
+        raise UnknownScenarioError("no scenario given; known: " + ", ".join([*SUITE, *scenario_entry_points()]))
     return [get_scenario(n) for n in names]

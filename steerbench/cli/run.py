@@ -8,7 +8,14 @@ from pathlib import Path
 from steerbench.agents.registry import AgentError, describe_options, known_agents, load_object
 from steerbench.sim.episodes import collection_start
 from steerbench.sim.registration import env_id
-from steerbench.sim.scenarios import SUITE, check_split, parse_scenarios
+from steerbench.sim.scenarios import (
+    SUITE,
+    UnknownScenarioError,
+    check_split,
+    get_scenario,
+    parse_scenarios,
+    scenario_entry_points,
+)
 
 from . import common
 
@@ -36,16 +43,27 @@ def register(sub) -> None:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    """`steerbench scenarios`: print the suite with each scenario's train/test differences."""
     for s in SUITE.values():
-        print(f"{s.name}  ({env_id(s.name)})")
-        print(f"  {s.summary}")
-        print(f"  commands: {', '.join(f'{i}={c}' for i, c in enumerate(s.commands))}")
-        print(f"  train: {s.train.notes}; look: {s.train.look.describe()}")
-        print(f"  test:  {s.test.notes}; look: {s.test.look.describe()}")
+        _describe(s, env_id(s.name))
+    installed = scenario_entry_points()
+    if installed:
+        print("\ninstalled (entry points of group steerbench.scenarios):")
+    for name, target in installed.items():
+        try:
+            _describe(get_scenario(name), f"{env_id(name)}; {target}")
+        except UnknownScenarioError as exc:
+            print(f"{name}  {target}  (cannot load: {exc})")
     print("\nsplits: train and train-dev draw from the train distribution, dev and test from the test one;")
-    print("seeds never overlap between splits.")
+    print("seeds never overlap between splits. Your own: --scenarios module:function (docs/scenarios.md).")
     return 0
+
+
+def _describe(s, where: str) -> None:
+    print(f"{s.name}  ({where})")
+    print(f"  {s.summary}")
+    print(f"  commands: {', '.join(f'{i}={c}' for i, c in enumerate(s.commands))}")
+    print(f"  train: {s.train.notes}; look: {s.train.look.describe()}")
+    print(f"  test:  {s.test.notes}; look: {s.test.look.describe()}")
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
