@@ -4,8 +4,9 @@ Input: the newest frame, grey, normalised as the learned detector's (minus the f
 grey, / 64), plus two coordinate channels: each pixel's place relative to the ego's pixel, in
 metres / 32 (the ego sits at 30% of the width on highway and merge and in the middle elsewhere;
 without them a network that sees no scenario name could not tell one from the other).
-Seven 3 x 3 convolutions with batch norm and ReLU (strides 2, 1, 2, 1, 2, 1, 2: 1/16 of the
-frame, a 4 x 8 grid for 64 x 128 frames), a 1 x 1 convolution to 16 channels, then two fully
+Six 3 x 3 convolutions with batch norm and ReLU (strides 2, 2, 1, 2, 1, 2: 1/16 of the frame,
+a 4 x 8 grid for 64 x 128 frames; the stride-2 stem's kernel still sees every pixel of a 1 px
+marking), a 1 x 1 convolution to 16 channels, then two fully
 connected layers (512 -> 128 -> outputs): the lanes are long curves across the whole frame,
 so the last layers are global and keep where things are (a pooled feature would not).
 
@@ -98,7 +99,7 @@ class LaneNet(nn.Module):
         self.config = config
         c1, c2, c3, c4 = config.channels
         self.features = nn.Sequential(
-            _conv(3, c1, 2), _conv(c1, c1), _conv(c1, c2, 2), _conv(c2, c2), _conv(c2, c3, 2), _conv(c3, c3),
+            _conv(3, c1, 2), _conv(c1, c2, 2), _conv(c2, c2), _conv(c2, c3, 2), _conv(c3, c3),
             _conv(c3, c4, 2), nn.Conv2d(c4, config.squeeze, 1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(config.grid), nn.Flatten())
         per_lane = 3 * config.k + 2

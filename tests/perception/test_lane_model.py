@@ -34,7 +34,7 @@ SCENARIO = "merge"  # the shortest full episodes (150 steps)
 EXPERT = AgentSpec("expert", "steerbench.agents.expert:ExpertAgent")
 S = tuple(float(v) for v in np.arange(-5.0, 60.1, 2.5))
 FRAME = {"height": 64, "width": 128, "scaling": 1.75}
-TINY = dict(channels=(8, 8, 16, 16), squeeze=8, hidden=32)  # about 24k weights
+TINY = dict(channels=(8, 8, 16, 16), squeeze=8, hidden=32)  # 23,849 weights
 
 
 @pytest.fixture(scope="module", autouse=True)
