@@ -110,6 +110,9 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
             cols["valid"].append(ep.lane_valid[steps])
             cols["width"].append(ep.lane_width[steps])
             taken += len(steps)
+        if strict and share is None and not taken:
+            raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
+                                 "or leave the scenario out")
         if strict and share is not None and taken < share:
             raise LaneModelError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
                                  "collect more episodes or ask for fewer frames")

@@ -11,12 +11,14 @@ augmentation (the detector's: gain and sensor noise) from generators seeded by `
 epoch, so a resumed run trains as an uninterrupted one; the best checkpoint by the train-dev
 loss, early stopping after `patience` epochs without improvement; `checkpoints/best.pt` and
 `checkpoints/last.pt` written atomically after every epoch (re-running the command resumes
-from `last.pt`; a finished run is not retrained).
+from `last.pt`; a finished run is not retrained; a run on other settings, or on other episodes
+of a dataset that has grown, is refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -130,18 +132,22 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]),
              "scaling": data.scaling}
-    state = resume(run, load_lane_checkpoint, lambda blob: blob.get("train_config") == _comparable(cfg),
-                   LaneModelError, net, opt)
+    base = {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
+            "scenarios": list(scenarios),
+            "episodes": {"trained": by_split(("train", i) for i in data.train.episodes),
+                         "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}}
+
+    def same_run(blob: dict) -> bool:  # the same settings, and the same episodes (a dataset may grow)
+        return (blob.get("train_config") == _comparable(cfg)
+                and json.dumps(blob.get("episodes"), default=list) == json.dumps(base["episodes"], default=list))
+
+    state = resume(run, load_lane_checkpoint, same_run, LaneModelError, net, opt)
     if state is None:
         state = TrainState(best=math.inf, best_epoch=0, extra={"train_s": 0.0})
     params = parameter_count(net)
     write_json(run.logdir / "config.json", {"train": dataclasses.asdict(cfg), "scenarios": list(scenarios),
                                             "net": net_cfg.as_dict(), "frame": frame, "parameters": params,
                                             "torch": torch.__version__})
-    base = {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
-            "scenarios": list(scenarios),
-            "episodes": {"trained": by_split(("train", i) for i in data.train.episodes),
-                         "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}}
     writer = open_writer(run.logdir, {**dataclasses.asdict(cfg), "parameters": params})
     stopping = EarlyStopping(cfg.epochs, cfg.patience, higher_is_better=False)
     try:

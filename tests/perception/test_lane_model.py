@@ -5,6 +5,7 @@ lane labels, and resumes as an uninterrupted run trains."""
 import contextlib
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -238,6 +239,13 @@ def test_a_dataset_without_lane_labels_is_a_one_line_error(data, tmp_path, capsy
     assert err.count("\n") == 1 and "without lane labels" in err and "re-collect" in err, err
 
 
+def test_a_scenario_without_episodes_is_a_one_line_error(data, tmp_path, capsys):
+    argv = ["train-lanes", "--data", str(data), "--logdir", str(tmp_path / "run"), "--scenarios", "highway,merge"]
+    assert main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no highway/train episodes" in err, err
+
+
 def test_resume_trains_as_an_uninterrupted_run(data, tmp_path):
     whole = train_lanes(tiny_config(data, tmp_path / "whole", epochs=2))
     train_lanes(tiny_config(data, tmp_path / "split", epochs=1))
@@ -253,3 +261,14 @@ def test_resume_trains_as_an_uninterrupted_run(data, tmp_path):
     assert again["splits"] == whole["splits"]
     with pytest.raises(LaneModelError, match="another configuration"):
         train_lanes(tiny_config(data, tmp_path / "whole", lr=1e-3))
+
+
+def test_a_run_on_a_dataset_that_has_grown_is_refused(data, tmp_path):
+    """Every train frame (no --frames): another train episode would be other data under the same settings."""
+    grown = tmp_path / "data"
+    shutil.copytree(data, grown)
+    train_lanes(tiny_config(grown, tmp_path / "run", frames=None, epochs=1))
+    collect(CollectConfig(teacher=EXPERT, scenarios=(SCENARIO,), episodes=2, out=grown, env=EnvSettings(fast=True),
+                          progress=False))
+    with pytest.raises(LaneModelError, match="another configuration"):
+        train_lanes(tiny_config(grown, tmp_path / "run", frames=None, epochs=2))
