@@ -34,7 +34,7 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
-from .lane_data import LaneFrameSet, scenarios_of, select_lane_frames
+from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
 from .training import (
@@ -106,12 +106,10 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames)
     held = {}
     for split in HELD_OUT:
-        try:
+        # early stopping needs train-dev (an error without it); dev is measured when it is there
+        if split == "train-dev" or any(r["scenario"] in scenarios for r in rows_of(Path(cfg.data), split)):
             held[split] = select_lane_frames(Path(cfg.data), split, scenarios, cfg.eval_frames, cfg.eval_stride,
                                              strict=False)
-        except LaneModelError:
-            if split == "train-dev":  # early stopping needs it; dev is measured when it is there
-                raise
     return scenarios, _Data(train, held, train.geometries[0].scaling)
 
 

@@ -246,6 +246,17 @@ def test_a_scenario_without_episodes_is_a_one_line_error(data, tmp_path, capsys)
     assert err.count("\n") == 1 and "no highway/train episodes" in err, err
 
 
+def test_a_dataset_without_train_dev_episodes_is_a_one_line_error(data, tmp_path, capsys):
+    """Early stopping needs train-dev (dev is measured only when it is there)."""
+    train_only = tmp_path / "data"
+    shutil.copytree(data, train_only)
+    rows = [r for r in DatasetIndex(data).rows if r["split"] == "train"]
+    (train_only / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["train-lanes", "--data", str(train_only), "--logdir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no train-dev frames" in err and "--split train-dev" in err, err
+
+
 def test_resume_trains_as_an_uninterrupted_run(data, tmp_path):
     whole = train_lanes(tiny_config(data, tmp_path / "whole", epochs=2))
     train_lanes(tiny_config(data, tmp_path / "split", epochs=1))
