@@ -155,14 +155,14 @@ class LanePrediction:
 
     def estimate(self, behind_m: float = 5.0) -> LaneEstimate:
         """The same lanes as a `LaneEstimate` (perception/lane_types.py): each valid lane's
-        existing samples from `behind_m` behind fitted with a quadratic y(x); the ego's offset,
+        existing samples from `behind_m` behind, up to where the lane turns 45 degrees from the
+        ego's heading, fitted with a quadratic y(x); the ego's offset,
         heading and curvature from the ego lane's. Invalid when the ego lane is not."""
         curves = []
         for lane in (EGO, EGO - 1, EGO + 1):
             if not self.valid[lane]:
                 continue
-            pts = self.centres[lane]
-            pts = pts[np.isfinite(pts[:, 0]) & (self.s >= -behind_m)]
+            pts = _along(self.centres[lane][(self.s >= -behind_m)])
             if len(pts) < 3:
                 continue
             coef = np.polynomial.polynomial.polyfit(pts[:, 0], pts[:, 1], 2)
@@ -175,6 +175,23 @@ class LanePrediction:
         return LaneEstimate(valid=True, offset_m=float(-c[0]), heading=float(-np.arctan(c[1])),
                             width_m=float(self.width[EGO]), curvature=float(2 * c[2] / (1 + c[1] ** 2) ** 1.5),
                             confidence=float(self.valid_prob[EGO]), lanes=tuple(curves))
+
+
+def _along(pts: np.ndarray, max_slope: float = 1.0) -> np.ndarray:
+    """The first run of existing samples (from behind the ego), cut where the lane stops going ahead
+    within 45 degrees of the ego's heading (`max_slope`, as the pixel detector's traces): a lane
+    that turns across the view is no function y(x)."""
+    ok = np.isfinite(pts[:, 0])
+    if not ok.any():
+        return pts[:0]
+    start = int(np.argmax(ok))
+    end = start + 1
+    while end < len(pts) and ok[end]:
+        dx, dy = pts[end] - pts[end - 1]
+        if dx <= 0 or abs(dy) > max_slope * dx:
+            break
+        end += 1
+    return pts[start:end]
 
 
 def decode(out: dict[str, torch.Tensor], s: np.ndarray) -> list[LanePrediction]:

@@ -153,6 +153,20 @@ def test_a_prediction_as_a_lane_estimate():
     assert e.ahead_m == pytest.approx(s[-4])  # the ego lane's last existing sample
 
 
+def test_an_estimate_stops_where_the_lane_turns_across_the_view():
+    """A 15 m right turn (the racetrack's): y(x) holds up to where the lane is 45 degrees off the ego's heading."""
+    s = np.asarray(S)
+    ego = np.stack([15 * np.sin(s / 15), 15 * (1 - np.cos(s / 15))], -1)
+    c = np.full((3, len(s), 2), np.nan)
+    c[1] = ego
+    p = LanePrediction(s=s, centres=c, valid=np.array([False, True, False]), valid_prob=np.array([0.0, 1.0, 0.0]),
+                       width=np.array([np.nan, 4.0, np.nan]))
+    e = p.estimate()
+    # the chord from s = 12.5 to 15 m is 52 degrees off, the one before 43
+    assert e.valid and e.ahead_m == pytest.approx(15 * np.sin(12.5 / 15))
+    assert e.curvature > 0.03 and abs(e.offset_m) < 0.2 and abs(e.heading) < 0.05, e
+
+
 def saved_network(path, **kw):
     torch.manual_seed(1)
     net = LaneNet(LaneNetConfig(s=S, **TINY)).eval()
