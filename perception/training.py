@@ -1,5 +1,6 @@
-"""The loop scaffold that `train-e2e` (agents/e2e_train.py) and `train-detector`
-(perception/learned_train.py) share; their losses, data, metrics and logs stay with them.
+"""The loop scaffold that `train-e2e` (agents/e2e_train.py), `train-detector`
+(perception/learned_train.py) and `train-lanes` (perception/lane_train.py) share; their losses,
+data, metrics and logs stay with them.
 
 Shared, and only this: the device choice; a run directory with `checkpoints/best.pt` and
 `checkpoints/last.pt`, written atomically with `torch.save` and read back with

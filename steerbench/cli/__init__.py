@@ -1,5 +1,5 @@
 """The `steerbench` command. Each command family registers its subcommands with a handler
-(`run`: scenarios, agents, eval, collect; `train`: train-e2e, train-detector; `study`: compare,
+(`run`: scenarios, agents, eval, collect; `train`: train-e2e, train-detector, train-lanes; `study`: compare,
 scale, ceiling, diagnose, errors; `tune`); shared flags and types are in `common`. `main` only
 parses, dispatches, and maps errors and signals to exit statuses."""
 

@@ -1,4 +1,4 @@
-"""The training commands: `train-e2e` (behaviour cloning, optionally DAgger) and `train-detector`."""
+"""The training commands: `train-e2e` (behaviour cloning, optionally DAgger), `train-detector` and `train-lanes`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from . import common
 
 
 def register(sub) -> None:
-    """Add `train-e2e` and `train-detector`."""
+    """Add `train-e2e`, `train-detector` and `train-lanes`."""
     _train_e2e_parser(sub)
     d = common.command(sub, "train-detector", cmd_train_detector,
                        "collect labelled frames and train the learned vehicle detector",
@@ -26,6 +26,26 @@ def register(sub) -> None:
     d.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
     d.add_argument("--eval-frames", type=common.positive(int), default=600,
                    help="held-out frames per split (train-dev, dev)")
+    _train_lanes_parser(sub)
+
+
+def _train_lanes_parser(sub) -> None:
+    t = common.command(sub, "train-lanes", cmd_train_lanes,
+                       "train the learned lane model on a dataset's lane labels",
+                       parents=[common.logdir_flag(None), common.progress_flag()])
+    t.add_argument("--data", type=Path, required=True,
+                   help="dataset directory from steerbench collect (train, train-dev and optionally dev episodes)")
+    t.add_argument("--scenarios", default=None,
+                   help="comma-separated scenario names, or 'all' (default: those with train episodes in --data)")
+    t.add_argument("--frames", type=common.positive(int), default=None,
+                   help="train frames, equal shares per scenario (default: every train frame)")
+    t.add_argument("--eval-frames", type=common.positive(int), default=600,
+                   help="held-out frames per split (train-dev, dev), at most")
+    t.add_argument("--epochs", type=common.positive(int), default=10, help="most epochs to train")
+    t.add_argument("--batch", type=common.positive(int), default=32)
+    t.add_argument("--lr", type=common.positive(float), default=2e-3)
+    t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
+    t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -112,6 +132,23 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     print(results_table(metrics))
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; operating score threshold "
           f"{metrics['score_threshold']:g}; matching: perception/metrics.py (Hungarian, centres within 2 m)")
+    print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
+          f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
+    return 0
+
+
+def cmd_train_lanes(args: argparse.Namespace) -> int:
+    """`steerbench train-lanes`: train the lane model on a dataset (or resume), print held-out quality."""
+    from steerbench.perception.lane_train import LaneTrainConfig, results_table, train_lanes
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.scenarios)) if args.scenarios else ()
+    cfg = LaneTrainConfig(data=str(args.data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
+                          eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                          seed=args.seed, patience=args.patience, progress=not args.no_progress)
+    metrics = train_lanes(cfg)
+    print(results_table(metrics))
+    print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; {metrics['parameters']} parameters; "
+          "lateral error of the ego lane's centre at arc lengths 5/10/20 m [m], heading at the ego [deg]")
     print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
           f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
     return 0

@@ -286,6 +286,7 @@ def test_seed_means_weights_where_it_is_not_deprecated(capsys):
     for command in (
         ["train-e2e", "--data", "D", "--logdir", "L"],
         ["train-detector", "--frames", "10", "--logdir", "L"],
+        ["train-lanes", "--data", "D", "--logdir", "L"],
         ["tune", "--data", "D"],
     ):
         with pytest.raises(SystemExit):

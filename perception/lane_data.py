@@ -1,0 +1,125 @@
+"""The lane model's frames: which frames of a `steerbench collect` dataset it trains and is
+measured on, with their lane labels (docs/dataset.md "Lane labels").
+
+Order, as the learned detector's (perception/detector_data.py): the scenarios in the order
+given, within a scenario its episodes by index and their steps in order, every `stride`-th
+step. Train frames: all of them, or with a budget an equal share per scenario (the first ones
+one more while it does not divide), an error when a scenario holds less. Held-out frames: at
+most a share of the budget per scenario, what the dataset holds (they are collected separately).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
+from steerbench.sim.scenarios import SUITE
+
+from .classical import to_gray
+from .detector_data import camera_of, geometry_for, shares
+from .lane_model import LaneModelError
+from .learned import DetectorError
+from .types import FrameGeometry
+
+NO_LABELS = ("{root} was collected without lane labels (before steerbench collect wrote them); "
+             "re-collect it with steerbench collect")
+
+
+@dataclass(frozen=True)
+class LaneFrameSet:
+    """Grey frames of one split with their lane labels."""
+
+    split: str
+    frames: np.ndarray  # (N, H, W) uint8 grey
+    scenario: np.ndarray  # (N,) index into `scenarios`
+    scenarios: tuple[str, ...]
+    geometries: tuple[FrameGeometry, ...]  # one per scenario
+    s: np.ndarray  # (K,) [m] arc lengths of the samples
+    centres: np.ndarray  # (N, 3, K, 2) float32 ego frame [m], NaN: no sample
+    valid: np.ndarray  # (N, 3) bool
+    width: np.ndarray  # (N, 3) float32 [m], NaN where not valid
+    episodes: tuple[int, ...] = ()  # dataset indices of the episodes the frames come from
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def ego_px(self) -> np.ndarray:
+        """(N, 2) each frame's ego pixel (its scenario's geometry)."""
+        return np.stack([g.ego_px for g in self.geometries])[self.scenario].astype(np.float32)
+
+
+def rows_of(root: Path, split: str, scenario: str | None = None) -> list[dict]:
+    """The index rows of `split` (and `scenario`), by index; LaneModelError for a missing or corrupt index."""
+    root = Path(root)
+    if not (root / "index.jsonl").exists():
+        raise LaneModelError(f"{root} is not a steerbench dataset (no index.jsonl)")
+    try:
+        rows = DatasetIndex(root).rows
+    except DatasetError as exc:
+        raise LaneModelError(str(exc)) from None
+    return sorted((r for r in rows if r["split"] == split and (scenario is None or r["scenario"] == scenario)),
+                  key=lambda r: r["index"])
+
+
+def scenarios_of(root: Path, split: str = "train") -> tuple[str, ...]:
+    """The scenarios `split` holds episodes of, in the suite's order."""
+    present = {r["scenario"] for r in rows_of(root, split)}
+    return tuple(s for s in SUITE if s in present)
+
+
+def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames: int | None, stride: int = 1,
+                       strict: bool = True) -> LaneFrameSet:
+    """The frames of `split` in the module docstring's order: all (`frames` None) or a share of
+    `frames` per scenario, exactly (`strict`) or at most."""
+    root = Path(root)
+    try:
+        camera = camera_of(root)
+    except DetectorError as exc:
+        raise LaneModelError(str(exc)) from None
+    geometries = tuple(geometry_for(camera, s) for s in scenarios)
+    budget = shares(frames, scenarios) if frames is not None else {s: None for s in scenarios}
+    cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width")}
+    s_grid, used = None, set()
+    for k, (scenario, share) in enumerate(budget.items()):
+        taken = 0
+        for row in rows_of(root, split, scenario):
+            if share is not None and taken >= share:
+                break
+            try:
+                ep = load_episode(root, row)
+            except DatasetError as exc:
+                raise LaneModelError(str(exc)) from None
+            if ep.lane_centres is None:
+                raise LaneModelError(NO_LABELS.format(root=root))
+            if s_grid is None:
+                s_grid = ep.lane_s
+            elif not np.array_equal(s_grid, ep.lane_s):
+                raise LaneModelError(f"{root}: chunk {row['path']} has other lane sample arc lengths")
+            used.add(int(row["index"]))
+            steps = np.arange(0, len(ep.speed), stride)
+            if share is not None:
+                steps = steps[:share - taken]
+            cols["frames"] += [to_gray(ep.frames[t]) for t in steps]
+            cols["scenario"] += [k] * len(steps)
+            cols["centres"].append(ep.lane_centres[steps])
+            cols["valid"].append(ep.lane_valid[steps])
+            cols["width"].append(ep.lane_width[steps])
+            taken += len(steps)
+        if strict and share is None and not taken:
+            raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
+                                 "or leave the scenario out")
+        if strict and share is not None and taken < share:
+            raise LaneModelError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
+                                 "collect more episodes or ask for fewer frames")
+    if not cols["frames"]:
+        raise LaneModelError(f"{root} holds no {split} frames of {', '.join(scenarios)}; collect them with "
+                             f"steerbench collect --split {split}")
+    return LaneFrameSet(split, np.stack(cols["frames"]), np.asarray(cols["scenario"], np.int64), tuple(scenarios),
+                        geometries, np.asarray(s_grid, np.float32), np.concatenate(cols["centres"]).astype(np.float32),
+                        np.concatenate(cols["valid"]).astype(bool), np.concatenate(cols["width"]).astype(np.float32),
+                        tuple(sorted(used)))
