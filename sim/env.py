@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from typing import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -19,7 +20,8 @@ from gymnasium import spaces
 from . import fastcore, fastdraw
 from .camera import EGO_COLOR, Camera, Pose, to_gray
 from .longitudinal import AdaptiveCruise, Radar, curvature_from_steering, predicted_path
-from .scenarios import Appearance, get_scenario
+from .scenario_options import Option, applied
+from .scenarios import get_scenario
 from .types import CameraConfig, EpisodeReference, GroundTruth, Mode, RoadPrior, StepRecord, VehicleState
 
 ACTION_DIM = 2
@@ -90,6 +92,7 @@ class SteerEnv(gym.Env):
         sim_hz: int = 10,
         render_mode: str | None = None,
         fast: bool = False,
+        scenario_options: Sequence[Option] = (),
     ) -> None:
         if mode not in ("steering", "full"):
             raise ValueError(f"unknown mode {mode!r}; choose steering or full")
@@ -104,8 +107,8 @@ class SteerEnv(gym.Env):
             cam = dataclasses.replace(cam, centering=self.spec_.centering)
         self.camera_config = cam
         split_spec = self.spec_.split(split)
-        self.look: Appearance = split_spec.look
-        self.core = self.spec_.env_class_for(split)(config=_core_config(split_spec.config, policy_hz, sim_hz))
+        config, self.look = applied(scenario, split_spec.config, split_spec.look, scenario_options)
+        self.core = self.spec_.env_class_for(split)(config=_core_config(config, policy_hz, sim_hz))
         self.camera = Camera(self.core, cam)
         if fast and fastcore.supported():
             fastdraw.install_viewer(self.camera.viewer)

@@ -28,6 +28,9 @@ class EnvSettings:
     camera: CameraConfig = CameraConfig()
     policy_hz: int = 5
     sim_hz: int = 10
+    # --scenario-opt overrides, (scenario, key, value) sorted (sim/scenario_options.py): part of the
+    # settings' identity, so a run directory or dataset refuses to mix runs made with other ones
+    scenario_options: tuple = ()
     # The fast simulation core (sim/fastcore.py, docs/simcore.md) changes the speed, never a result:
     # an init-only flag, so it is not part of the settings' identity (equality, config.json,
     # manifests) and runs resume across it. It still travels with the settings (pickled).
@@ -130,7 +133,8 @@ class EpisodeRunner:
     def env(self, scenario: str, split: str, s: EnvSettings) -> SteerEnv:
         key = (scenario, split, s, s.fast)
         if key not in self._envs:
-            self._envs[key] = SteerEnv(scenario, split, s.mode, s.camera, s.policy_hz, s.sim_hz, fast=s.fast)
+            self._envs[key] = SteerEnv(scenario, split, s.mode, s.camera, s.policy_hz, s.sim_hz, fast=s.fast,
+                                       scenario_options=s.scenario_options)
         return self._envs[key]
 
     def agent(self, task: EpisodeTask):

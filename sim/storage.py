@@ -62,8 +62,12 @@ def check_stored(path: Path, key: str, current: Any, error: type[Exception], con
 
 def settings_json(env: EnvSettings) -> dict:
     """EnvSettings as config.json and manifest.json store them (the fast-core flag is not part of
-    their identity, so it is not stored)."""
-    return json.loads(json.dumps(dataclasses.asdict(env), default=str))
+    their identity, so it is not stored; no scenario options are stored as none, so that runs and
+    datasets made before the options existed resume)."""
+    stored = json.loads(json.dumps(dataclasses.asdict(env), default=str))
+    if not stored.get("scenario_options"):
+        stored.pop("scenario_options", None)
+    return stored
 
 
 def settings_from_json(stored: dict) -> EnvSettings:

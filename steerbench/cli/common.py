@@ -18,6 +18,8 @@ from steerbench.harness.backends import KINDS, Backend, probe_address, require_r
 from steerbench.sim.episodes import EVAL_START, collection_start
 from steerbench.sim.errors import SteerbenchError
 from steerbench.sim.runner import EnvSettings
+from steerbench.sim.scenario_options import parse_options
+from steerbench.sim.scenarios import parse_scenarios
 from steerbench.sim.types import SPLITS, CameraConfig
 
 LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -187,6 +189,9 @@ def env_flags() -> argparse.ArgumentParser:
     p.add_argument("--sim-hz", type=positive(int), default=10)
     p.add_argument("--fast-sim", action="store_true",
                    help="the fast simulation core: identical results, 2-4x faster dense scenarios (docs/simcore.md)")
+    p.add_argument("--scenario-opt", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="override a scenario's parameter in every split, e.g. highway.lanes_count=5 "
+                        "(steerbench scenarios --options lists them; docs/scenarios.md)")
     return p
 
 
@@ -208,8 +213,9 @@ def env_settings(args: argparse.Namespace) -> EnvSettings:
         raise UsageError("--policy-hz must be at least 5 and divide --sim-hz")
     camera = CameraConfig(width=args.frame_size[0], height=args.frame_size[1], scaling=args.scaling,
                           stack=args.stack, color=args.color)
+    names = [s.name for s in parse_scenarios(args.scenarios)]
     return EnvSettings(mode=args.mode, camera=camera, policy_hz=args.policy_hz, sim_hz=args.sim_hz,
-                       fast=getattr(args, "fast_sim", False))
+                       scenario_options=parse_options(args.scenario_opt, names), fast=getattr(args, "fast_sim", False))
 
 
 def label_of(agent_arg: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from steerbench.agents.registry import AgentError, describe_options, known_agents, load_object
 from steerbench.sim.episodes import collection_start
 from steerbench.sim.registration import env_id
+from steerbench.sim.scenario_options import parameters
 from steerbench.sim.scenarios import (
     SUITE,
     UnknownScenarioError,
@@ -22,7 +23,8 @@ from . import common
 
 def register(sub) -> None:
     """Add `scenarios`, `agents`, `eval` and `collect`."""
-    common.command(sub, "scenarios", cmd_scenarios, "list the scenario suite and its train/test differences")
+    s = common.command(sub, "scenarios", cmd_scenarios, "list the scenario suite and its train/test differences")
+    s.add_argument("--options", action="store_true", help="also each scenario's parameters for --scenario-opt")
     common.command(sub, "agents", cmd_agents, "list registered agents, their inputs and options")
     e = common.command(sub, "eval", cmd_eval, "evaluate agents on paired episodes", parents=[
         common.agent_flags(), common.episode_flags(), common.workers_flag(), common.env_flags(),
@@ -44,13 +46,13 @@ def register(sub) -> None:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     for s in SUITE.values():
-        _describe(s, env_id(s.name))
+        _describe(s, env_id(s.name), args.options)
     installed = scenario_entry_points()
     if installed:
         print("\ninstalled (entry points of group steerbench.scenarios):")
     for name, target in installed.items():
         try:
-            _describe(get_scenario(name), f"{env_id(name)}; {target}")
+            _describe(get_scenario(name), f"{env_id(name)}; {target}", args.options)
         except UnknownScenarioError as exc:
             print(f"{name}  {target}  (cannot load: {exc})")
     print("\nsplits: train and train-dev draw from the train distribution, dev and test from the test one;")
@@ -58,12 +60,16 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(s, where: str) -> None:
+def _describe(s, where: str, options: bool = False) -> None:
     print(f"{s.name}  ({where})")
     print(f"  {s.summary}")
     print(f"  commands: {', '.join(f'{i}={c}' for i, c in enumerate(s.commands))}")
     print(f"  train: {s.train.notes}; look: {s.train.look.describe()}")
     print(f"  test:  {s.test.notes}; look: {s.test.look.describe()}")
+    if options:
+        print("  --scenario-opt (train values; the test split's own settings may differ):")
+        for key, value in sorted(parameters(s).items()):
+            print(f"    {s.name}.{key}={value}")
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
