@@ -35,7 +35,7 @@ from steerbench.sim.errors import SteerbenchError
 from .classical import newest, to_gray
 from .lane_types import LaneCurve, LaneEstimate
 from .learned import NORM_SCALE, episode_torch, parameter_count
-from .training import read_checkpoint
+from .training import network_from, read_model_checkpoint
 from .types import FrameGeometry
 
 __all__ = ["CHECKPOINT_FORMAT", "LaneModelError", "LaneNet", "LaneNetConfig", "LanePrediction", "LearnedLanes",
@@ -212,26 +212,13 @@ def decode(out: dict[str, torch.Tensor], s: np.ndarray) -> list[LanePrediction]:
 
 def load_lane_checkpoint(path: str | Path) -> dict:
     """A `train-lanes` checkpoint, read with `weights_only=True`; LaneModelError otherwise."""
-    path = Path(path)
-    blob = read_checkpoint(path, LaneModelError, f"no lane-model checkpoint at {path}",
-                           directory=f"{path} is a directory, not a lane-model checkpoint")
-    if not isinstance(blob, dict) or blob.get("kind") != "lanes" or not isinstance(blob.get("model"), dict):
-        raise LaneModelError(f"{path} is not a lane-model checkpoint (train it with steerbench train-lanes)")
-    if blob.get("format") != CHECKPOINT_FORMAT:
-        raise LaneModelError(f"{path} has checkpoint format {blob.get('format')!r}; this version reads "
-                             f"{CHECKPOINT_FORMAT}")
-    return blob
+    return read_model_checkpoint(path, "lanes", CHECKPOINT_FORMAT, LaneModelError, "lane-model",
+                                 "lane-model checkpoint (train it with steerbench train-lanes)")
 
 
 def build_lane_network(blob: dict, path: str | Path = "checkpoint") -> LaneNet:
     """The network of a loaded checkpoint, in eval mode; LaneModelError when the weights do not fit."""
-    try:
-        net = LaneNet(LaneNetConfig.from_dict(blob["config"]))
-        net.load_state_dict(blob["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise LaneModelError(f"{path} does not fit the lane network ({first[:160]})") from None
-    return net.eval()
+    return network_from(blob, lambda c: LaneNet(LaneNetConfig.from_dict(c)), LaneModelError, path, "lane network")
 
 
 class LearnedLanes:

@@ -41,7 +41,7 @@ from steerbench.sim.errors import SteerbenchError
 
 from .classical import newest, to_gray
 from .metrics import BORDER_PX
-from .training import read_checkpoint
+from .training import network_from, read_model_checkpoint
 from .types import Detection, FrameGeometry
 
 NORM_SCALE = 64.0  # [grey levels] the frame minus its median grey is divided by this
@@ -233,26 +233,14 @@ def box_corners(center: np.ndarray, length: float, width: float, theta: float) -
 
 def load_detector_checkpoint(path: str | Path) -> dict:
     """A `train-detector` checkpoint, read with `weights_only=True`; DetectorError otherwise."""
-    path = Path(path)
-    blob = read_checkpoint(path, DetectorError, f"no detector checkpoint at {path}",
-                           directory=f"{path} is a directory, not a detector checkpoint")
-    if not isinstance(blob, dict) or blob.get("kind") != "detector" or not isinstance(blob.get("model"), dict):
-        raise DetectorError(f"{path} is not a learned-detector checkpoint (train it with steerbench train-detector)")
-    if blob.get("format") != CHECKPOINT_FORMAT:
-        raise DetectorError(f"{path} has checkpoint format {blob.get('format')!r}; "
-                            f"this version reads {CHECKPOINT_FORMAT}")
-    return blob
+    return read_model_checkpoint(path, "detector", CHECKPOINT_FORMAT, DetectorError, "detector",
+                                 "learned-detector checkpoint (train it with steerbench train-detector)")
 
 
 def build_network(blob: dict, path: str | Path = "checkpoint") -> CenterNetSmall:
     """The network of a loaded checkpoint, in eval mode; DetectorError when the weights do not fit."""
-    try:
-        net = CenterNetSmall(DetectorNetConfig.from_dict(blob["config"]))
-        net.load_state_dict(blob["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DetectorError(f"{path} does not fit the detector network ({first[:160]})") from None
-    return net.eval()
+    return network_from(blob, lambda c: CenterNetSmall(DetectorNetConfig.from_dict(c)), DetectorError, path,
+                        "detector network")
 
 
 class LearnedDetector:

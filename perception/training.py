@@ -151,6 +151,34 @@ def read_checkpoint(path: Path, error: Callable[[str], Exception], missing: str,
         raise error(f"{path} is not a readable steerbench checkpoint ({first[:160]})") from None
 
 
+def read_model_checkpoint(path: str | Path, kind: str, fmt: int, error: Callable[[str], Exception], name: str,
+                          foreign: str) -> dict:
+    """A trained model's checkpoint (`kind`, checkpoint format `fmt`), read with `weights_only=True`;
+    every problem is `error` in one line: `name` says what was looked for ("no {name} checkpoint"),
+    `foreign` what a file of another kind is not ("{path} is not a {foreign}")."""
+    path = Path(path)
+    blob = read_checkpoint(path, error, f"no {name} checkpoint at {path}",
+                           directory=f"{path} is a directory, not a {name} checkpoint")
+    if not isinstance(blob, dict) or blob.get("kind") != kind or not isinstance(blob.get("model"), dict):
+        raise error(f"{path} is not a {foreign}")
+    if blob.get("format") != fmt:
+        raise error(f"{path} has checkpoint format {blob.get('format')!r}; this version reads {fmt}")
+    return blob
+
+
+def network_from(blob: dict, make: Callable[[dict], torch.nn.Module], error: Callable[[str], Exception],
+                 path: str | Path, what: str) -> torch.nn.Module:
+    """`make(blob["config"])` with the checkpoint's weights, in eval mode; `error` in one line
+    ("{path} does not fit the {what}") when the weights or the configuration do not fit."""
+    try:
+        net = make(blob["config"])
+        net.load_state_dict(blob["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise error(f"{path} does not fit the {what} ({first[:160]})") from None
+    return net.eval()
+
+
 def resume(run: RunDir, load: Callable[[Path], dict], same_run: Callable[[dict], bool],
            error: Callable[[str], Exception], net: torch.nn.Module,
            opt: torch.optim.Optimizer) -> TrainState | None:
