@@ -38,15 +38,6 @@ FRAME = {"height": 64, "width": 128, "scaling": 1.75}
 TINY = dict(channels=(8, 8, 16, 16), squeeze=8, hidden=32)  # 23,849 weights
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Networks this small gain little from a second thread and lose much on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """One merge episode per split (train, train-dev), fast simulation core."""

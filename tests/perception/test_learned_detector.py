@@ -21,15 +21,6 @@ from steerbench.perception.types import FrameGeometry
 SCENARIO = "merge"  # the shortest full episodes (150 steps): one per split keeps this file fast
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Networks this small gain little from a second thread and lose much on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, one_thread):
     """One `train-detector` run on a tiny budget: 150 frames of one merge episode, 3 epochs."""
