@@ -1,97 +1,114 @@
-"""The modular contestant: detector -> tracker -> trajectory planner -> steering controller.
+"""The modular contestant: detector -> tracker -> lane source -> planner -> controller.
 
-Every stage is an option:
+Every stage is pluggable (the contract: `stages`; finding them: `stage_registry`). Built in:
 - `detector=classical|learned|ground_truth` (`learned` needs `checkpoint=PATH` from
   `steerbench train-detector`);
 - `tracker=kalman|ground_truth` (the oracle gives true positions and velocities: ceiling analysis);
 - `lanes=map|pixels`: lane centre lines from the road network and the ego's localised pose (an
   HD-map prior), or from lane markings detected in the frames;
-- `controller=pure_pursuit|stanley`.
-Its inputs follow: any oracle makes it `privileged`; map lanes make it `pixels+map`; pixel lanes
-with a pixel detector make it `pixels`, the same inputs as the end-to-end network.
+- `planner=candidates`; `controller=pure_pursuit|stanley`.
+Any of them may instead be a `module:Class` or an entry point's name, and each stage's own
+options are set as `STAGE.KEY=VALUE` (`--agent-opt modular.detector.contrast=24`). Its inputs
+follow from its stages: the most privileged any of them declares. With the built-ins: any oracle
+makes it `privileged`; map lanes make it `pixels+map`; pixel lanes with a pixel detector make it
+`pixels`, the same inputs as the end-to-end network.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from steerbench.perception.classical import ClassicalDetector, newest
-from steerbench.perception.tracker import EgoMotion, KalmanTracker, Track, TrackerOptions
-from steerbench.perception.types import Detection, FrameGeometry
-from steerbench.planning.controllers import STEERING_RANGE, PurePursuit, Stanley
-from steerbench.planning.planner import Manoeuvre, Trajectory, TrajectoryPlanner, frenet
+from steerbench.perception.classical import newest
+from steerbench.perception.tracker import EgoMotion, Track
+from steerbench.perception.types import FrameGeometry
+from steerbench.planning.controllers import STEERING_RANGE
+from steerbench.planning.planner import Trajectory, frenet
 from steerbench.sim.longitudinal import idm_acceleration
-from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, VehicleState
+from steerbench.sim.types import EpisodeInfo, Observation, VehicleState
 
 from .base import AgentInfo
-from .modular_lanes import LaneView, MapLanes, PixelLanes
 from .modular_overlay import Snapshot, draw
+from .modular_planning import WHEELBASE_M
+from .registry import load_object, options_class
+from .stage_registry import StageSpec, declared_inputs, describe_stages, most_privileged, resolve_stage, stage_spec
+from .stages import KINDS, StageContext, StageFault, check_output
 
-STAGES = ("detect", "track", "plan", "control")
-WHEELBASE_M = 5.0  # [m] of the ego's bicycle model (highway-env's vehicle length)
+TIMED = {"detector": "detect", "tracker": "track", "lanes": "lanes", "planner": "plan", "controller": "control"}
 
 
 @dataclass(frozen=True)
 class ModularOptions:
-    detector: Literal["classical", "learned", "ground_truth"] = "classical"
-    tracker: Literal["kalman", "ground_truth"] = "kalman"
-    lanes: Literal["map", "pixels"] = "map"
-    controller: Literal["pure_pursuit", "stanley"] = "pure_pursuit"
-    checkpoint: str = ""  # weights of the learned detector (steerbench train-detector)
+    """The stage of each kind, by name or `module:Class`, and the stages' own options."""
+
+    NESTED: ClassVar[str] = "stage_options"  # where `STAGE.KEY=VALUE` options go (registry.build_options)
+    detector: str = "classical"
+    tracker: str = "kalman"
+    lanes: str = "map"
+    planner: str = "candidates"
+    controller: str = "pure_pursuit"
+    checkpoint: str = ""  # the learned detector's weights: shorthand for detector.checkpoint
     cruise_speed: float = 30.0  # [m/s] desired speed, capped by each lane's limit when the map is known
+    stage_options: tuple[tuple[str, str], ...] = ()  # (STAGE.KEY, VALUE) pairs
 
     def __post_init__(self) -> None:
-        if self.detector == "learned" and not self.checkpoint:
-            raise ValueError("detector=learned needs checkpoint=PATH (from steerbench train-detector)")
         if self.cruise_speed <= 0:
             raise ValueError(f"cruise_speed must be > 0, got {self.cruise_speed}")
+        self.stages()  # an unknown stage or a bad stage option fails now, in one line
 
-    @property
-    def inputs(self) -> str:
-        if "ground_truth" in (self.detector, self.tracker):
-            return "privileged"
-        return "pixels+map" if self.lanes == "map" else "pixels"
+    def stages(self) -> dict[str, StageSpec]:
+        """The spec of each stage, its options checked (AgentError)."""
+        own: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
+        for key, value in self.stage_options:
+            kind, _, name = key.partition(".")
+            if kind not in own:
+                raise ValueError(f"option {key!r} names no stage (stages: {', '.join(KINDS)})")
+            own[kind].append((name, value))
+        if self.checkpoint and not any(k == "checkpoint" for k, _ in own["detector"]):
+            opts = options_class(load_object(resolve_stage("detector", self.detector), what="detector"))
+            if opts is not None and "checkpoint" in opts.__dataclass_fields__:
+                own["detector"].append(("checkpoint", self.checkpoint))
+        return {kind: stage_spec(kind, getattr(self, kind), own[kind]) for kind in KINDS}
 
 
 class ModularAgent:
+    """The modular pipeline (module docstring): one stage of each kind, called in order every step."""
+
     Options = ModularOptions
-    info = AgentInfo("modular", "pixels+map", "detector -> tracker -> planner -> controller")
+    info = AgentInfo("modular", "pixels+map", "detector -> tracker -> lane source -> planner -> controller")
 
     def __init__(self, options: ModularOptions = ModularOptions()) -> None:
         self.o = options
-        self.info = AgentInfo("modular", options.inputs,
-                              f"detector={options.detector}, tracker={options.tracker}, lanes={options.lanes}, "
-                              f"controller={options.controller}")
-        self.controller = PurePursuit() if options.controller == "pure_pursuit" else Stanley()
-        self.planner = TrajectoryPlanner()
-        if options.detector == "learned":
-            _learned(options.checkpoint, None)  # a missing or bad checkpoint fails now, in one line
-        self._episode(0.2, None, False)
+        self.specs = options.stages()
+        stage = {kind: spec() for kind, spec in self.specs.items()}
+        self.detector, self.tracker, self.lanes, self.planner, self.controller = (stage[k] for k in KINDS)
+        inputs = most_privileged(declared_inputs(stage[k], self.specs[k].what) for k in KINDS)
+        self.info = AgentInfo("modular", inputs, ", ".join(f"{k}={getattr(options, k)}" for k in KINDS))
+        self._episode(StageContext(None, 0.2, False))
+
+    @staticmethod
+    def help_lines() -> list[str]:
+        """Extra lines for `steerbench agents`: the stages to choose from and their options."""
+        return describe_stages()
 
     def reset(self, episode: EpisodeInfo) -> None:
         cam = episode.camera
         geometry = FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering) if cam is not None else None
-        self._episode(1.0 / episode.policy_hz, geometry, episode.mode == "full")
+        self._episode(StageContext(geometry, 1.0 / episode.policy_hz, episode.mode == "full"))
 
-    def _episode(self, dt: float, geometry: FrameGeometry | None, full: bool) -> None:
-        self.dt, self.geometry, self.full = dt, geometry, full
-        self.tracker = KalmanTracker(TrackerOptions(dt=dt))
-        self.detector = None
-        if geometry is not None and self.o.detector == "classical":
-            self.detector = ClassicalDetector(geometry)
-        elif geometry is not None and self.o.detector == "learned":
-            self.detector = _learned(self.o.checkpoint, geometry)  # the ego's pixel differs by scenario
-        self.map_lanes = MapLanes()
-        self.pixel_lanes = PixelLanes(geometry, dt) if geometry is not None and self.o.lanes == "pixels" else None
+    def _episode(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        for kind in KINDS:
+            reset = getattr(getattr(self, kind), "reset", None)
+            if callable(reset):
+                self._run(kind, reset, ctx, check=False)
         self.last_pose: VehicleState | None = None
         self.last_steering = 0.0
-        self.manoeuvre: tuple[int, Manoeuvre] | None = None  # (target lane id, manoeuvre)
         self.snapshot: Snapshot | None = None
-        self.latency: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.latency: dict[str, list[float]] = {name: [] for name in TIMED.values()}
         self.counts = {"detections": 0, "lane_changes_planned": 0}
 
     def stats(self) -> dict[str, float]:
@@ -108,53 +125,46 @@ class ModularAgent:
 
     def overlay(self) -> np.ndarray | None:
         """The last step drawn: frame, detections, tracks, lanes, candidates and the plan."""
-        if self.snapshot is None or self.geometry is None:
+        if self.snapshot is None or self.ctx.geometry is None:
             return None
-        return draw(self.snapshot, self.geometry)
+        return draw(self.snapshot, self.ctx.geometry)
 
     def act(self, obs: Observation) -> np.ndarray:
         motion = self._ego_motion(obs)
-        t0 = time.perf_counter()
-        detections = self._detect(obs)
-        t1 = time.perf_counter()
-        tracks = self._track(obs, detections, motion)
-        t2 = time.perf_counter()
-        view = self._lanes(obs, motion)
+        clock = [time.perf_counter()]
+
+        def timed(kind: str, method: Callable, *args: Any) -> Any:
+            out = self._run(kind, method, *args)
+            clock.append(time.perf_counter())
+            self.latency[TIMED[kind]].append((clock[-1] - clock[-2]) * 1000.0)
+            return out
+
+        uses_detections = getattr(self.tracker, "uses_detections", True)  # an oracle tracker needs none
+        detections = timed("detector", self.detector.detect, obs) if uses_detections else timed("detector", list)
+        tracks = timed("tracker", self.tracker.update, obs, detections, motion)
+        view = timed("lanes", self.lanes.view, obs, motion)
         desired = min(self.o.cruise_speed, view.speed_limit or np.inf)
-        candidates = self.planner.candidates(view.lanes, tracks, obs.speed, desired, self._ongoing(view))
-        plan = self.planner.choose(candidates)
-        self._remember(plan, view)
-        t3 = time.perf_counter()
-        steering = self.controller.steer(plan.points, VehicleState(0.0, 0.0, 0.0, obs.speed, WHEELBASE_M, 2.0))
-        t4 = time.perf_counter()
-        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            self.latency[stage].append(seconds * 1000.0)
+        plan = timed("planner", self.planner.plan, obs, tracks, view, desired)
+        steering = float(timed("controller", self.controller.steer, obs, plan))
         self.counts["detections"] += len(detections)
         self.counts["lane_changes_planned"] += int(plan.lane_offset != 0)
+        candidates = getattr(self.planner, "candidates", None) or [plan]
         self.snapshot = Snapshot(newest(obs.frames), detections, tracks, view.lanes, candidates, plan)
         self.last_steering = steering
-        accel = self._accel(obs.speed, desired, plan, tracks) if self.full else 0.0
+        accel = self._accel(obs.speed, desired, plan, tracks) if self.ctx.full else 0.0
         return np.array([accel, steering])
 
     # -- stages -----------------------------------------------------------------------------
-    def _detect(self, obs: Observation) -> list[Detection]:
-        if self.o.tracker == "ground_truth":
-            return []  # the oracle tracks need no detections
-        if self.o.detector == "ground_truth":
-            return _truth_detections(obs.truth)
-        if self.detector is None:
-            raise RuntimeError("a pixel detector needs the camera geometry in EpisodeInfo")
-        return self.detector.detect(obs.frames)
-
-    def _track(self, obs: Observation, detections: list[Detection], motion: EgoMotion | None) -> list[Track]:
-        if self.o.tracker == "ground_truth":
-            return _truth_tracks(obs.truth)
-        return [t for t in self.tracker.update(detections, motion) if t.confirmed]
-
-    def _lanes(self, obs: Observation, motion: EgoMotion | None) -> LaneView:
-        if self.pixel_lanes is not None:
-            return self.pixel_lanes.view(obs, None if motion is None else (motion.distance_m, motion.dheading))
-        return self.map_lanes.view(obs)
+    def _run(self, kind: str, method: Callable, *args: Any, check: bool = True) -> Any:
+        """A stage's call; what it raises or returns wrong is a StageFault naming the stage."""
+        name = self.specs[kind].name
+        try:
+            out = method(*args)
+        except StageFault:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a stage's fault is the episode's agent_error
+            raise StageFault(f"{kind} {name!r} raised {type(exc).__name__}: {exc}") from exc
+        return check_output(kind, name, out) if check else out
 
     def _ego_motion(self, obs: Observation) -> EgoMotion | None:
         """From the localised pose when the map is known, else dead reckoning from the
@@ -162,8 +172,8 @@ class ModularAgent:
         if obs.road is None:
             if self.snapshot is None:  # the first step
                 return None
-            distance = obs.speed * self.dt
-            beta = np.arctan(0.5 * np.tan(self.last_steering * STEERING_RANGE))
+            distance = obs.speed * self.ctx.dt
+            beta = np.arctan(0.5 * np.tan(np.clip(self.last_steering, -1.0, 1.0) * STEERING_RANGE))
             return EgoMotion(distance, float(distance * 2 * np.sin(beta) / WHEELBASE_M))
         ego = obs.road.ego
         last, self.last_pose = self.last_pose, ego
@@ -171,18 +181,6 @@ class ModularAgent:
             return None
         d = ego.position - last.position
         return EgoMotion(float(np.hypot(*d)), float((ego.heading - last.heading + np.pi) % (2 * np.pi) - np.pi))
-
-    def _ongoing(self, view: LaneView) -> Manoeuvre | None:
-        """The manoeuvre under way, its target re-expressed relative to the ego's lane now."""
-        if self.manoeuvre is None:
-            return None
-        target, m = self.manoeuvre
-        return Manoeuvre(target - view.lane_id, m.start_offset_m, m.elapsed_s)
-
-    def _remember(self, plan: Trajectory, view: LaneView) -> None:
-        m = plan.manoeuvre
-        done = m is None or m.elapsed_s + self.dt >= self.planner.p.change_s
-        self.manoeuvre = None if done else (view.lane_id + m.lane_offset, m.advanced(self.dt))
 
     @staticmethod
     def _accel(speed: float, desired: float, plan: Trajectory, tracks: list[Track]) -> float:
@@ -195,43 +193,3 @@ class ModularAgent:
         distance, t = min(ahead, key=lambda a: a[0])
         gap = distance - (WHEELBASE_M + t.length) / 2
         return idm_acceleration(speed, desired, max(gap, 0.1), speed - float(np.linalg.norm(t.velocity))) / 5.0
-
-
-def _learned(checkpoint: str, geometry: FrameGeometry | None):
-    from steerbench.perception.learned import LearnedDetector  # imports torch: only when asked for
-
-    return LearnedDetector(checkpoint, geometry)
-
-
-def _truth_detections(truth: GroundTruth | None) -> list[Detection]:
-    if truth is None:
-        raise RuntimeError("detector=ground_truth needs privileged inputs")
-    ego = truth.ego
-    out = []
-    for v in truth.others:
-        x, y = ego.to_local(v.position)[0]
-        if -40.0 < x < 80.0 and abs(y) < 30.0:
-            out.append(
-                Detection(
-                    np.zeros((4, 2)),
-                    np.array([x, y]),
-                    v.length,
-                    v.width,
-                    float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi),
-                    1.0,
-                )
-            )
-    return out
-
-
-def _truth_tracks(truth: GroundTruth | None) -> list[Track]:
-    """The oracle tracker: every nearby vehicle with its true position and velocity, ego frame."""
-    if truth is None:
-        raise RuntimeError("tracker=ground_truth needs privileged inputs")
-    ego, out = truth.ego, []
-    for i, v in enumerate(truth.others):
-        pos, ahead = ego.to_local(np.stack([v.position, v.position + v.velocity]))
-        if -40.0 < pos[0] < 80.0 and abs(pos[1]) < 30.0:
-            heading = float((v.heading - ego.heading + np.pi) % (2 * np.pi) - np.pi)
-            out.append(Track(i, pos, ahead - pos, v.length, v.width, heading, 1, 0, True))
-    return out

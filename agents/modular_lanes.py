@@ -1,44 +1,41 @@
-"""Where the modular agent's lanes come from: the map prior (`lanes=map`) or pixels (`lanes=pixels`).
+"""The built-in lane sources of the modular agent: the map prior (`lanes=map`) or pixels (`lanes=pixels`).
 
 Both give the planner centre lines in the ego frame (offset 0 = the ego's lane, -1 left, +1
 right) and an integer id of the ego's lane, counted left to right, so that a lane change under
-way can be followed across the moment the ego crosses into its target lane.
+way can be followed across the moment the ego crosses into its target lane (`LaneView`; the
+contract: `stages.LaneSource`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from steerbench.perception.lane_types import PixelLaneOptions
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
-from steerbench.perception.types import FrameGeometry
+from steerbench.perception.tracker import EgoMotion
 from steerbench.planning.lanes import LaneTracker, centre_line
-from steerbench.planning.planner import Lane
+from steerbench.planning.planner import Lane, LaneView
 from steerbench.sim.types import Observation, RoadPrior, VehicleState
+
+from .stages import StageContext
 
 LOOKAHEAD_M = 100.0  # [m] of lane centre line handed to the planner
 BEHIND_M = 5.0  # [m] of it behind the ego
 HOLD_S = 1.0  # [s] pixel lanes lost for longer than this are replaced by a straight lane ahead
 
 
-@dataclass(frozen=True)
-class LaneView:
-    lanes: list[Lane]
-    lane_id: int  # the ego's lane, counted from the left
-    speed_limit: float | None  # [m/s] when the source knows it
-
-
 class MapLanes:
     """The road network's lane centre lines, from the ego's localised pose (an HD-map prior)."""
+
+    inputs = "pixels+map"
 
     def __init__(self) -> None:
         self.tracker: LaneTracker | None = None
 
-    def reset(self) -> None:
+    def reset(self, ctx: StageContext | None = None) -> None:
         self.tracker = None
 
-    def view(self, obs: Observation) -> LaneView:
+    def view(self, obs: Observation, motion: EgoMotion | None = None) -> LaneView:
         road = obs.road
         if road is None:
             raise RuntimeError("lanes=map needs the map prior (inputs pixels+map)")
@@ -63,17 +60,26 @@ class MapLanes:
 class PixelLanes:
     """Lane markings detected in the newest frame (perception.lanes). While the markings are
     lost, the last lanes are carried along by the ego's motion for up to HOLD_S, then a
-    straight lane ahead is assumed."""
+    straight lane ahead is assumed. Its options are the marking detector's thresholds."""
 
-    def __init__(self, geometry: FrameGeometry, dt: float) -> None:
-        self.detector = PixelLaneDetector(geometry)
-        self.dt = dt
+    Options = PixelLaneOptions
+    inputs = "pixels"
+
+    def __init__(self, options: PixelLaneOptions = PixelLaneOptions()) -> None:
+        self.o = options
+        self.reset(StageContext(None, 0.2, False))
+
+    def reset(self, ctx: StageContext) -> None:
+        self.detector = PixelLaneDetector(ctx.geometry, self.o) if ctx.geometry is not None else None
+        self.dt = ctx.dt
         self.last: LaneEstimate | None = None
         self.held: list[Lane] = []
         self.lost_s = 0.0
         self.lane_id = 0
 
-    def view(self, obs: Observation, motion: tuple[float, float] | None) -> LaneView:
+    def view(self, obs: Observation, motion: EgoMotion | None) -> LaneView:
+        if self.detector is None:
+            raise RuntimeError("lanes=pixels needs the camera geometry in EpisodeInfo")
         est = self.detector.detect(obs.frames, prior=self.last)
         if est.valid:
             self._count_crossing(est)
@@ -97,10 +103,10 @@ class PixelLanes:
         elif jump < -half:
             self.lane_id += 1
 
-    def _carried(self, motion: tuple[float, float] | None) -> list[Lane]:
+    def _carried(self, motion: EgoMotion | None) -> list[Lane]:
         if motion is None:
             return self.held
-        distance, dheading = motion
+        distance, dheading = motion.distance_m, motion.dheading
         pose = VehicleState(distance * np.cos(dheading / 2), distance * np.sin(dheading / 2), dheading, 0.0, 5.0, 2.0)
         return [Lane(lane.offset, pose.to_local(lane.centre)) for lane in self.held]
 

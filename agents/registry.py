@@ -45,19 +45,19 @@ def known_agents() -> dict[str, str]:
     return {**BUILTIN, **{k: v for k, v in entry_points().items() if k not in BUILTIN}}
 
 
-def load_object(path: str) -> Any:
+def load_object(path: str, what: str = "agent") -> Any:
     """The object at a `module:attr` path (`attr` may be dotted: `module:Outer.Inner`).
 
-    Raises AgentError when the path is malformed, the module cannot be imported (ImportError) or
-    lacks the attribute.
+    Raises AgentError (naming `what` the path is for: an agent, a detector, ...) when the path is
+    malformed, the module cannot be imported (ImportError) or lacks the attribute.
     """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise AgentError(f"agent path {path!r} must look like 'package.module:ClassName'")
+        raise AgentError(f"{what} path {path!r} must look like 'package.module:ClassName'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise AgentError(f"cannot import {module_name!r} for agent {path!r}: {exc}") from None
+        raise AgentError(f"cannot import {module_name!r} for {what} {path!r}: {exc}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -114,35 +114,70 @@ def _convert(text: str, kind: Any, key: str) -> Any:
             return kind(text)
         except ValueError:
             raise AgentError(f"option {key}={text!r}: expected {kind.__name__}") from None
+    if origin is tuple:
+        return _convert_tuple(text, get_args(kind), key)
     raise AgentError(f"option {key} has type {kind!r}, which cannot be set from the command line")
 
 
-def build_options(cls: Any, raw: dict[str, str]) -> Any:
+def _convert_tuple(text: str, args: tuple, key: str) -> tuple:
+    """`a,b,...` for a `tuple[X, Y]` or a `tuple[X, ...]` field."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    kinds = [args[0]] * len(parts) if len(args) == 2 and args[1] is Ellipsis else list(args)
+    if len(kinds) != len(parts):
+        raise AgentError(f"option {key}={text!r}: expected {len(kinds)} comma-separated values")
+    return tuple(_convert(p, k, key) for p, k in zip(parts, kinds))
+
+
+def build_options(cls: Any, raw: dict[str, str], what: str = "") -> Any:
     """Options dataclass instance from `KEY=VALUE` strings (None if the agent takes none).
 
     Values are converted to the field's type (int, float, str, bool as true/false, yes/no, on/off
     or 1/0, a Literal's choices, None for an Optional); unset fields keep their defaults. AgentError
     for options given to an agent without `Options`, an unknown key, a value that does not convert,
     a field type that cannot be set from text, or values the dataclass rejects.
+
+    Dotted keys (`detector.contrast`) are options of a part of the agent: when the dataclass names
+    a field in its class attribute `NESTED`, they are handed to that field as (KEY, VALUE) pairs,
+    unconverted, for the dataclass to check. `what` names the owner in messages (default: the class).
     """
     opts_cls = options_class(cls)
     if opts_cls is None:
         if raw:
-            raise AgentError(f"agent {cls.__name__} takes no options, got {', '.join(raw)}")
+            raise AgentError(f"{what or cls.__name__} takes no options, got {', '.join(raw)}")
         return None
     hints = typing.get_type_hints(opts_cls)
     names = [f.name for f in dataclasses.fields(opts_cls)]
-    values = {}
+    nested = getattr(opts_cls, "NESTED", None)
+    values: dict[str, Any] = {nested: tuple((k, v) for k, v in raw.items() if "." in k)} if nested else {}
     for key, text in raw.items():
+        if nested and "." in key:
+            continue
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise AgentError(f"unknown option {key!r} for {cls.__name__}{hint} (options: {', '.join(names) or 'none'})")
+            raise AgentError(f"unknown option {key!r} for {what or cls.__name__}{hint} "
+                             f"(options: {', '.join(names) or 'none'})")
         values[key] = _convert(text, hints[key], key)
     try:
         return opts_cls(**values)
+    except AgentError:
+        raise  # a part's own option error (a pipeline stage's), already one line
     except (TypeError, ValueError) as exc:
-        raise AgentError(f"invalid options for {cls.__name__}: {exc}") from None
+        raise AgentError(f"invalid options for {what or cls.__name__}: {exc}") from None
+
+
+def _type_name(kind: Any) -> str:
+    """How an option's value is written: `int`, `a|b` for a Literal, `float,float` for a pair."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Literal:
+        return "|".join(map(str, args))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"{_type_name(args[0])},..."
+        return ",".join(map(_type_name, args))
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        return "|".join("none" if a is type(None) else _type_name(a) for a in args)
+    return getattr(kind, "__name__", str(kind))
 
 
 def describe_options(cls: Any) -> list[tuple[str, str, str]]:
@@ -154,7 +189,9 @@ def describe_options(cls: Any) -> list[tuple[str, str, str]]:
     hints = typing.get_type_hints(opts_cls)
     rows = []
     for f in dataclasses.fields(opts_cls):
-        kind = getattr(hints[f.name], "__name__", str(hints[f.name]))
+        if f.name == getattr(opts_cls, "NESTED", None):
+            continue  # set through dotted keys, described by the agent (`help_lines`)
+        kind = _type_name(hints[f.name])
         if f.default is not dataclasses.MISSING:
             default = repr(f.default)
         else:
@@ -190,11 +227,12 @@ class AgentSpec:
 
     def files(self) -> dict[str, Path]:
         """The existing files the options name (a checkpoint, most often), by option name,
-        defaults included."""
+        defaults and the options of the agent's parts (`detector.checkpoint`) included."""
         opts = build_options(self.load_class(), dict(self.options))
         if opts is None:
             return {}
         values = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+        values.update(self.options)
         return {k: Path(v) for k, v in values.items() if isinstance(v, (str, Path)) and str(v) and Path(v).is_file()}
 
     def file_hashes(self) -> dict[str, str]:

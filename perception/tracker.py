@@ -27,9 +27,9 @@ from .types import Detection
 
 @dataclass(frozen=True)
 class TrackerOptions:
-    """The Kalman tracker's noise, gating and track life."""
+    """The Kalman tracker's noise, gating and track life (the time between frames is the tracker's
+    `dt`, the policy period)."""
 
-    dt: float = 0.2  # [s] time between frames (the policy period)
     gate_m: float = 4.0  # [m] largest distance between prediction and detection that associates
     confirm_hits: int = 3  # associated frames that confirm a track
     max_misses: int = 3  # consecutive misses that delete a confirmed track
@@ -73,9 +73,9 @@ class _Filter:
 
 class KalmanTracker:
     """Constant-velocity Kalman filters in the ego frame, one per vehicle, moved along with the ego."""
-    def __init__(self, options: TrackerOptions = TrackerOptions()) -> None:
+    def __init__(self, options: TrackerOptions = TrackerOptions(), dt: float = 0.2) -> None:
+        """`dt` [s]: the time between two updates (the policy period)."""
         self.o = options
-        dt = options.dt
         self._f = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], float)
         g = np.array([[dt**2 / 2, 0], [0, dt**2 / 2], [dt, 0], [0, dt]])
         self._q = g @ g.T * options.accel_sd**2

@@ -48,6 +48,17 @@ class Lane:
 
 
 @dataclass(frozen=True)
+class LaneView:
+    """What a lane source hands the planner: the lanes around the ego, the ego lane's id counted from
+    the left (so that a lane change under way can be followed across the moment the ego crosses into
+    its target lane) and the speed limit when the source knows it."""
+
+    lanes: list[Lane]  # the ego's own (offset 0) and any neighbours
+    lane_id: int
+    speed_limit: float | None  # [m/s]
+
+
+@dataclass(frozen=True)
 class Trajectory:
     """One candidate plan over the horizon, in the ego frame: where and how fast, its cost, whether it
     is safe."""

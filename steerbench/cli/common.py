@@ -248,11 +248,16 @@ def parse_agents(agent_args: Sequence[str], opt_args: Sequence[str]) -> tuple[Ag
 def _options(labels: list[str], opt_args: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     options: dict[str, list[tuple[str, str]]] = {label: [] for label in labels}
     for opt in opt_args:
-        m = re.fullmatch(r"([A-Za-z0-9_.-]+?)\.([A-Za-z_]\w*)=(.*)", opt)
-        if not m:
+        name, sep, value = opt.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+\.[A-Za-z_]\w*", name):
             raise UsageError(f"malformed --agent-opt {opt!r}: expected LABEL.KEY=VALUE")
-        if m[1] not in options:
-            raise UsageError(f"--agent-opt {opt!r} names agent {m[1]!r}, which is not among --agent "
-                             f"({', '.join(labels)})")
-        options[m[1]].append((m[2], m[3]))
+        # Labels may hold dots and keys may name a part (LABEL.STAGE.KEY): the longest label wins.
+        label = max((lab for lab in labels if name.startswith(lab + ".")), key=len, default=None)
+        if label is None:
+            raise UsageError(f"--agent-opt {opt!r} names agent {name.rsplit('.', 1)[0]!r}, which is not among "
+                             f"--agent ({', '.join(labels)})")
+        key = name[len(label) + 1:]
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)?", key):
+            raise UsageError(f"malformed --agent-opt {opt!r}: expected LABEL.KEY=VALUE or LABEL.STAGE.KEY=VALUE")
+        options[label].append((key, value))
     return options

@@ -84,6 +84,9 @@ def cmd_agents(args: argparse.Namespace) -> int:
                 print(f"  {info.description}")
             for opt, kind, default in describe_options(cls):
                 print(f"  --agent-opt {name}.{opt}=<{kind}>  (default {default})")
+            more = getattr(cls, "help_lines", None)  # an agent with parts (the modular one's stages)
+            for line in more() if callable(more) else ():
+                print(f"  {line}")
         except AgentError as exc:
             print(f"{name}  {target}  (cannot load: {exc})")
     return 0

@@ -180,10 +180,27 @@ def _ceiling_parser(sub) -> None:
     g = common.command(sub, "ceiling", cmd_ceiling,
                        "ceiling analysis: the modular agent with each stage replaced by its oracle",
                        parents=_study_parents("runs/ceiling"))
-    g.add_argument("--detector", choices=("classical", "learned"), default="classical", help="the pipeline's detector")
+    stage = "a built-in name, module:Class or an entry point's name (steerbench agents lists them)"
+    g.add_argument("--detector", default="classical", help=f"the pipeline's detector: {stage}")
     g.add_argument("--checkpoint", default="", help="weights of the learned detector (steerbench train-detector)")
-    g.add_argument("--lanes", choices=("pixels", "map"), default="pixels", help="the pipeline's lane source")
-    g.add_argument("--controller", choices=("pure_pursuit", "stanley"), default="pure_pursuit")
+    g.add_argument("--tracker", default="kalman", help="the pipeline's tracker")
+    g.add_argument("--lanes", default="pixels", help="the pipeline's lane source")
+    g.add_argument("--planner", default="candidates", help="the pipeline's planner (kept in every row)")
+    g.add_argument("--controller", default="pure_pursuit", help="the pipeline's controller (kept in every row)")
+    g.add_argument("--stage-opt", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                   help="an option of one of the pipeline's stages, e.g. detector.contrast=24 (repeatable)")
+
+
+def _pipeline(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The modular agent's options of `ceiling`'s flags: each stage, the checkpoint, each --stage-opt."""
+    out = [(k, getattr(args, k)) for k in ("detector", "tracker", "lanes", "planner", "controller")]
+    out += [("checkpoint", args.checkpoint)] if args.checkpoint else []
+    for opt in args.stage_opt:
+        key, sep, value = opt.partition("=")
+        if not sep or key.count(".") != 1:
+            raise common.UsageError(f"malformed --stage-opt {opt!r}: expected STAGE.KEY=VALUE")
+        out.append((key, value))
+    return tuple(out)
 
 
 def cmd_ceiling(args: argparse.Namespace) -> int:
@@ -195,9 +212,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         raise common.UsageError("--detector learned needs --checkpoint PATH (from steerbench train-detector)")
     cfg = CeilingConfig(
         scenarios=_scenarios(args), split=args.split, episodes=args.episodes, seed=args.first_episode,
-        workers=args.workers, logdir=args.logdir, env=common.env_settings(args), detector=args.detector,
-        lanes=args.lanes, controller=args.controller, checkpoint=args.checkpoint, progress=not args.no_progress,
-        backend=common.backend(args),
+        workers=args.workers, logdir=args.logdir, env=common.env_settings(args), stages=_pipeline(args),
+        progress=not args.no_progress, backend=common.backend(args),
     )
     out = run_ceiling(cfg)
     print()

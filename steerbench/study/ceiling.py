@@ -3,11 +3,15 @@
 The modular agent is evaluated on paired episodes with its stages replaced by their oracles one
 at a time, cumulatively and in pipeline order:
 
-    pipeline         the agent as configured (detector D, Kalman tracker, lanes L)
+    pipeline         the agent as configured: any stages, built-in or a user's (`stages`)
     + true detection detector=ground_truth
     + true tracks    tracker=ground_truth (true positions and velocities)
-    + map lanes      lanes=map (skipped when the pipeline already uses the map)
+    + map lanes      lanes=map
     expert           the privileged expert: what is left is planning and control
+
+A row whose oracle the pipeline already has is left out (map lanes, most often). Replacing a
+stage drops that stage's own options; the planner and controller stay the pipeline's in every
+row, so a user's planner or controller is measured against the expert in the last gain.
 
 Each row's gain over the row above (a paired difference, same seeds) is the part of the gap to
 the expert that the stage it replaces accounts for; shares are given only where the gap itself
@@ -20,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from steerbench.agents.modular import ModularOptions
 from steerbench.agents.registry import BUILTIN, AgentSpec
+from steerbench.agents.stage_registry import resolve_stage
 from steerbench.harness.backends import Backend
 from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.harness.intervals import Estimate, estimate, paired_difference
@@ -32,9 +38,9 @@ from steerbench.sim.runner import EnvSettings
 
 @dataclass(frozen=True)
 class CeilingConfig:
-    """`steerbench ceiling`: the modular pipeline set by `detector`, `lanes` and `controller` (and
-    `checkpoint` for the learned detector), its stages replaced by oracles one by one, and the
-    expert, on the same episodes of one split."""
+    """`steerbench ceiling`: the modular pipeline set by `stages` (the modular agent's options as
+    (KEY, VALUE) strings: `detector`, `lanes`, ..., `checkpoint`, a stage's own `detector.KEY`),
+    its stages replaced by oracles one by one, and the expert, on the same episodes of one split."""
 
     scenarios: tuple[str, ...]
     split: str = "train"
@@ -43,10 +49,7 @@ class CeilingConfig:
     workers: int = 1
     logdir: Path = Path("runs/ceiling")
     env: EnvSettings = EnvSettings()
-    detector: str = "classical"  # the pipeline's own detector: classical or learned
-    lanes: str = "pixels"  # the pipeline's own lanes: pixels or map
-    controller: str = "pure_pursuit"
-    checkpoint: str = ""  # the learned detector's weights
+    stages: tuple[tuple[str, str], ...] = (("detector", "classical"), ("lanes", "pixels"))  # the pipeline
     progress: bool = True
     backend: Backend = Backend()  # where episodes run (docs/ray.md)
 
@@ -81,19 +84,36 @@ class CeilingOutcome:
     rows: list[CeilingRow] = field(default_factory=list)
 
 
+ORACLES = (  # (row label, what it replaces, stage kind, its oracle), in pipeline order
+    ("true_detection", "detection", "detector", "ground_truth"),
+    ("true_tracks", "tracking", "tracker", "ground_truth"),
+    ("map_lanes", "lane detection", "lanes", "map"),
+)
+
+
+def _stage_of(options: dict[str, str], kind: str) -> str:
+    """The `module:Class` of the pipeline's `kind` stage (its default when the options name none)."""
+    return resolve_stage(kind, options.get(kind, ModularOptions.__dataclass_fields__[kind].default))
+
+
+def _replaced(options: dict[str, str], kind: str, oracle: str) -> dict[str, str]:
+    """The options with the `kind` stage replaced by `oracle`, that stage's own options dropped."""
+    own = {kind, "checkpoint"} if kind == "detector" else {kind}  # `checkpoint`: detector.checkpoint's shorthand
+    kept = {k: v for k, v in options.items() if k not in own and not k.startswith(kind + ".")}
+    return {**kept, kind: oracle}
+
+
 def steps(cfg: CeilingConfig) -> list[Step]:
     """The ladder of the module docstring: the pipeline, the oracles added cumulatively in pipeline order
-    (map lanes left out when the pipeline already uses the map), then the expert."""
-    base = {"detector": cfg.detector, "lanes": cfg.lanes, "controller": cfg.controller}
-    if cfg.checkpoint:
-        base["checkpoint"] = cfg.checkpoint
-    ladder = [("pipeline", "", {}), ("true_detection", "detection", {"detector": "ground_truth"}),
-              ("true_tracks", "tracking", {"detector": "ground_truth", "tracker": "ground_truth"})]
-    if cfg.lanes != "map":
-        ladder.append(("map_lanes", "lane detection", {"detector": "ground_truth", "tracker": "ground_truth",
-                                                       "lanes": "map"}))
-    out = [Step(label, stage, AgentSpec(label, BUILTIN["modular"], tuple({**base, **extra}.items())))
-           for label, stage, extra in ladder]
+    (a row left out when the pipeline already has its oracle), then the expert."""
+    options = dict(cfg.stages)
+    ladder = [("pipeline", "", options)]
+    for label, stage, kind, oracle in ORACLES:
+        if _stage_of(options, kind) != resolve_stage(kind, oracle):
+            options = _replaced(options, kind, oracle)
+            ladder.append((label, stage, options))
+    out = [Step(label, stage, AgentSpec(label, BUILTIN["modular"], tuple(opts.items())))
+           for label, stage, opts in ladder]
     out.append(Step("expert", "planning and control", AgentSpec("expert", BUILTIN["expert"])))
     return out
 
@@ -109,7 +129,8 @@ def run_ceiling(cfg: CeilingConfig) -> CeilingOutcome:
     ))
     result = CeilingOutcome(out.run_dir, ceiling_rows(out.rows, ladder, cfg.scenarios))
     md = ceiling_table(result.rows, markdown=True)
-    (out.run_dir / "ceiling.md").write_text("# Ceiling analysis\n\n" + md + "\n")
+    pipeline = ", ".join(f"{k}={v}" for k, v in cfg.stages) or "the modular agent's defaults"
+    (out.run_dir / "ceiling.md").write_text(f"# Ceiling analysis\n\npipeline: {pipeline}\n\n{md}\n")
     _log(out.run_dir, result.rows, md)
     return result
 

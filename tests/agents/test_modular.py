@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from steerbench.agents.modular import ModularAgent, ModularOptions
-from steerbench.agents.modular_lanes import LaneView
 from steerbench.agents.reference import IdleAgent
 from steerbench.agents.registry import AgentSpec
-from steerbench.planning.planner import Lane
+from steerbench.planning.planner import Lane, LaneView
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.scenarios import episode_seed
 from steerbench.sim.types import EpisodeInfo, GroundTruth, Observation, VehicleState
@@ -35,9 +34,9 @@ class MotionSpy:
     def __init__(self, tracker) -> None:
         self.tracker, self.motions = tracker, []
 
-    def update(self, detections, ego=None):
-        self.motions.append(ego)
-        return self.tracker.update(detections, ego)
+    def update(self, obs, detections, motion):
+        self.motions.append(motion)
+        return self.tracker.update(obs, detections, motion)
 
 
 @pytest.mark.parametrize("options, inputs", [
@@ -142,7 +141,7 @@ def test_stage_latency_reaches_results_and_tensorboard(tmp_path):
     out = run_eval(EvalConfig(agents=(AgentSpec("modular", "steerbench.agents.modular:ModularAgent"),),
                               scenarios=("merge",), episodes=1, logdir=tmp_path, progress=False))
     stats = out.rows[0]["agent_stats"]
-    for stage in ("detect", "track", "plan", "control"):
+    for stage in ("detect", "track", "lanes", "plan", "control"):
         # (a mean may exceed the p95 when one step is slow: only positivity is guaranteed)
         assert stats[f"time/{stage}_ms_mean"] > 0 and stats[f"time/{stage}_ms_p95"] > 0
     assert stats["perception/detections_per_step"] > 0
@@ -163,7 +162,7 @@ class CurvedRoad:
     def __init__(self, lane: Lane, speed_limit: float) -> None:
         self.lane, self.speed_limit = lane, speed_limit
 
-    def view(self, obs: Observation) -> LaneView:
+    def view(self, obs: Observation, motion) -> LaneView:
         return LaneView([self.lane], 0, self.speed_limit)
 
 
@@ -176,7 +175,7 @@ def test_full_mode_brakes_for_a_car_ahead_on_a_curved_plan():
         """The full-mode agent's acceleration at 20 m/s (the lane's limit) with a stopped car at `car`."""
         agent = ModularAgent(ModularOptions(detector="ground_truth", tracker="ground_truth"))
         agent.reset(EpisodeInfo("highway", "train", 0, 0, policy_hz=5, mode="full", command=0))
-        agent.map_lanes = CurvedRoad(curve, speed_limit=20.0)
+        agent.lanes = CurvedRoad(curve, speed_limit=20.0)
         ego = VehicleState(0.0, 0.0, 0.0, 20.0, 5.0, 2.0)
         stopped = VehicleState(float(car[0]), float(car[1]), 0.0, 0.0, 5.0, 2.0)
         truth = GroundTruth(time=0.0, ego=ego, others=(stopped,), network=None)

@@ -13,7 +13,7 @@ def det(x, y):
 
 def test_recovers_a_constant_velocity_from_noisy_detections():
     rng = np.random.default_rng(0)
-    tracker = KalmanTracker(TrackerOptions(dt=0.2))
+    tracker = KalmanTracker(TrackerOptions(), dt=0.2)
     velocity = np.array([-4.0, 0.6])  # closing in, drifting right
     estimates = []
     for k in range(60):

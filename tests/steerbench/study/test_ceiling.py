@@ -15,7 +15,7 @@ def test_the_ladder_replaces_one_stage_at_a_time():
     assert [o.get("detector") for o in opts] == ["classical", "ground_truth", "ground_truth", "ground_truth"]
     assert [o.get("tracker", "kalman") for o in opts] == ["kalman", "kalman", "ground_truth", "ground_truth"]
     assert [o["lanes"] for o in opts] == ["pixels", "pixels", "pixels", "map"]
-    with_map = [s.label for s in steps(CeilingConfig(scenarios=("highway",), lanes="map"))]
+    with_map = [s.label for s in steps(CeilingConfig(scenarios=("highway",), stages=(("lanes", "map"),)))]
     assert "map_lanes" not in with_map
 
 
