@@ -142,7 +142,7 @@ class ModularAgent:
         uses_detections = getattr(self.tracker, "uses_detections", True)  # an oracle tracker needs none
         detections = timed("detector", self.detector.detect, obs) if uses_detections else timed("detector", list)
         tracks = timed("tracker", self.tracker.update, obs, detections, motion)
-        view = timed("lanes", self.lanes.view, obs, motion)
+        view = timed("lanes", self.lanes.view, obs, motion, tracks)
         desired = min(self.o.cruise_speed, view.speed_limit or np.inf)
         plan = timed("planner", self.planner.plan, obs, tracks, view, desired)
         steering = float(timed("controller", self.controller.steer, obs, plan))

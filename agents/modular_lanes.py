@@ -8,11 +8,13 @@ contract: `stages.LaneSource`).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from steerbench.perception.lane_types import PixelLaneOptions
 from steerbench.perception.lanes import LaneEstimate, PixelLaneDetector
-from steerbench.perception.tracker import EgoMotion
+from steerbench.perception.tracker import EgoMotion, Track
 from steerbench.planning.lanes import LaneTracker, centre_line
 from steerbench.planning.planner import Lane, LaneView
 from steerbench.sim.types import Observation, RoadPrior, VehicleState
@@ -35,7 +37,7 @@ class MapLanes:
     def reset(self, ctx: StageContext | None = None) -> None:
         self.tracker = None
 
-    def view(self, obs: Observation, motion: EgoMotion | None = None) -> LaneView:
+    def view(self, obs: Observation, motion: EgoMotion | None = None, tracks: Sequence[Track] = ()) -> LaneView:
         road = obs.road
         if road is None:
             raise RuntimeError("lanes=map needs the map prior (inputs pixels+map)")
@@ -77,7 +79,7 @@ class PixelLanes:
         self.lost_s = 0.0
         self.lane_id = 0
 
-    def view(self, obs: Observation, motion: EgoMotion | None) -> LaneView:
+    def view(self, obs: Observation, motion: EgoMotion | None, tracks: Sequence[Track] = ()) -> LaneView:
         if self.detector is None:
             raise RuntimeError("lanes=pixels needs the camera geometry in EpisodeInfo")
         est = self.detector.detect(obs.frames, prior=self.last)

@@ -68,8 +68,9 @@ class Tracker(Protocol):
 class LaneSource(Protocol):
     """Lane centre lines around the ego."""
 
-    def view(self, obs: Observation, motion: EgoMotion | None) -> LaneView:
-        """The lanes (offset 0, the ego's own, must be among them), the ego lane's id and the speed limit."""
+    def view(self, obs: Observation, motion: EgoMotion | None, tracks: Sequence[Track]) -> LaneView:
+        """The lanes (offset 0, the ego's own, must be among them), the ego lane's id and the speed limit;
+        `tracks` (this step's, from the tracker) tell which way the traffic in a lane goes."""
         ...
 
 

@@ -75,7 +75,7 @@ class MapDetector(ClassicalStage):
 class UndeclaredLanes:
     """A lane source that declares nothing: a straight lane ahead."""
 
-    def view(self, obs, motion):
+    def view(self, obs, motion, tracks):
         from steerbench.planning.planner import Lane, LaneView
 
         x = np.arange(-5.0, 100.0, 5.0)

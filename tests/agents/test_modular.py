@@ -162,7 +162,7 @@ class CurvedRoad:
     def __init__(self, lane: Lane, speed_limit: float) -> None:
         self.lane, self.speed_limit = lane, speed_limit
 
-    def view(self, obs: Observation, motion) -> LaneView:
+    def view(self, obs: Observation, motion, tracks) -> LaneView:
         return LaneView([self.lane], 0, self.speed_limit)
 
 

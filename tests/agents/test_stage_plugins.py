@@ -76,9 +76,12 @@ def test_a_bad_stage_or_stage_option_is_a_one_line_error(opt, message, monkeypat
     assert not (tmp_path / "results.jsonl").exists()
 
 
-def test_entry_point_stages_run_through_eval_compare_and_ceiling(installed, tmp_path, capsys):
+@pytest.mark.parametrize("detector, planner", [("stricter", "keep_lane"), (DETECTOR, PLANNER)])
+def test_user_stages_run_through_eval_compare_and_ceiling(installed, tmp_path, capsys, detector, planner):
+    """By entry point and by module:Class."""
     assert resolve_stage("detector", "stricter") == DETECTOR and "keep_lane" in known_stages("planner")
-    mine = ["--agent", "mine=modular", "--agent-opt", "mine.detector=stricter", "--agent-opt", "mine.planner=keep_lane"]
+    mine = ["--agent", "mine=modular", "--agent-opt", f"mine.detector={detector}", "--agent-opt",
+            f"mine.planner={planner}"]
     assert main(["eval", *mine, "--scenarios", "merge", "--episodes", "1", "--logdir", str(tmp_path / "e"), *FAST]) == 0
     assert _rows(tmp_path / "e" / "results.jsonl")[0]["error"] is None
 
@@ -86,14 +89,15 @@ def test_entry_point_stages_run_through_eval_compare_and_ceiling(installed, tmp_
                  "--episodes", "1", "--logdir", str(tmp_path / "c"), *FAST]) == 0, capsys.readouterr().err
     assert {r["agent"] for r in _rows(tmp_path / "c" / "results.jsonl")} >= {"mine", "expert"}
 
-    assert main(["ceiling", "--detector", "stricter", "--planner", "keep_lane", "--stage-opt", "detector.contrast=26",
+    assert main(["ceiling", "--detector", detector, "--planner", planner, "--stage-opt", "detector.contrast=26",
                  "--scenarios", "merge", "--episodes", "1", "--logdir", str(tmp_path / "k"), *FAST]) == 0
     config = json.loads((tmp_path / "k" / "config.json").read_text())["agents"]
-    assert config["pipeline"]["options"]["detector"] == "stricter"
+    assert config["pipeline"]["options"]["detector"] == detector
     assert config["pipeline"]["options"]["detector.contrast"] == "26"
     assert "detector.contrast" not in config["true_detection"]["options"]  # replaced with its options
-    assert all(config[row]["options"]["planner"] == "keep_lane" for row in ("pipeline", "true_tracks", "map_lanes"))
-    assert "pipeline: detector=stricter" in (tmp_path / "k" / "ceiling.md").read_text()
+    assert all(config[row]["options"]["planner"] == planner for row in ("pipeline", "true_tracks", "map_lanes"))
+    assert f"pipeline: detector={detector}" in (tmp_path / "k" / "ceiling.md").read_text()
+    assert {json.loads(r)["error"] for r in (tmp_path / "k" / "results.jsonl").read_text().splitlines()} == {None}
 
     listing = capsys.readouterr().out if main(["agents"]) == 0 else ""
     assert "detector=stricter [pixels]: contrast=<int> 30, min_score=<float> 0.5" in listing
