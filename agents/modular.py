@@ -121,6 +121,10 @@ class ModularAgent:
         steps = max(len(self.latency["detect"]), 1)
         out["perception/detections_per_step"] = self.counts["detections"] / steps
         out["planning/lane_change_plans_per_step"] = self.counts["lane_changes_planned"] / steps
+        for kind in KINDS:  # a stage's own numbers (its `stats()`, optional)
+            own = getattr(getattr(self, kind), "stats", None)
+            if callable(own):
+                out.update({k: float(v) for k, v in own().items()})
         return out
 
     def overlay(self) -> np.ndarray | None:

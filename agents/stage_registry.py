@@ -30,7 +30,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     "detector": {"classical": f"{_P}:ClassicalStage", "learned": f"{_P}:LearnedStage",
                  "ground_truth": f"{_P}:TruthDetector"},
     "tracker": {"kalman": f"{_P}:KalmanStage", "ground_truth": f"{_P}:TruthTracker"},
-    "lanes": {"map": f"{_L}:MapLanes", "pixels": f"{_L}:PixelLanes"},
+    "lanes": {"map": f"{_L}:MapLanes", "pixels": f"{_L}:PixelLanes",
+              "learned": "steerbench.agents.modular_learned_lanes:LearnedLaneSource"},
     "planner": {"candidates": f"{_C}:CandidatePlanner"},
     "controller": {"pure_pursuit": f"{_C}:PurePursuitStage", "stanley": f"{_C}:StanleyStage"},
 }

@@ -17,6 +17,8 @@ Optional members, used when present:
 - `reset(ctx)`: start an episode. One instance drives many episodes: clear per-episode state.
 - a tracker's `uses_detections = False`: the detector is not run (an oracle tracker).
 - a planner's `candidates`: the trajectories it considered last, drawn in `overlay()`.
+- `stats()`: the episode's own numbers, {"section/name": value}, added to the agent's `stats()`
+  (TensorBoard); each stage's latency is measured by the agent (`time/<stage>_ms_mean`, `_p95`).
 
 Everything is in the ego frame: x ahead, y to the right, metres. A stage that raises, or
 returns the wrong type or non-finite numbers, fails its episode as `agent_error` naming the
