@@ -79,6 +79,9 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--detector-frames", type=common.positive(int), default=3000, help="learned detector's train frames")
     g.add_argument("--detector-epochs", type=common.positive(int), default=detector_epochs,
                    help="learned detector's epochs (scale: the least)")
+    g.add_argument("--lane-frames", type=common.positive(int), default=3000, help="learned lane model's train frames")
+    g.add_argument("--lane-epochs", type=common.positive(int), default=10,
+                   help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
 
 
 def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
@@ -86,7 +89,8 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
 
     return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
                   e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
-                  detector_epochs=args.detector_epochs, frames=frames, workers=args.workers,
+                  detector_epochs=args.detector_epochs, lane_frames=args.lane_frames, lane_epochs=args.lane_epochs,
+                  frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 
 

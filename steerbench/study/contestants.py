@@ -18,18 +18,20 @@ from steerbench.study.models import Models
 
 @dataclass(frozen=True)
 class Contestant:
-    """One design the study compares; a learned one (`model` set) is trained once per training seed."""
+    """One design the study compares; a learned one (`models` set) is trained once per training seed."""
 
     name: str  # the label in reports; instances are `name` or `name-s<k>`
     family: str  # expert | modular | e2e | user
     target: str  # module:Class
     options: tuple[tuple[str, str], ...] = ()
-    model: str = ""  # "" (nothing to train), "detector" or "e2e-<size>"
+    # (option, model) per model it drives with: the option takes the checkpoint; a model is
+    # "detector", "lanes" or "e2e-<size>". Every model of one copy has that copy's training seed.
+    models: tuple[tuple[str, str], ...] = ()
 
     @property
     def learned(self) -> bool:
         """True when it has a model to train."""
-        return bool(self.model)
+        return bool(self.models)
 
     def instances(self, models: Models | None, seeds: Sequence[int]) -> list[tuple[int | None, AgentSpec]]:
         """(training seed or None, agent spec) per evaluated copy; trains missing models."""
@@ -37,30 +39,35 @@ class Contestant:
             return [(None, AgentSpec(self.name, self.target, self.options))]
         if models is None:
             raise SteerbenchError(f"contestant {self.name} is learned: it needs a models directory")
-        return [(k, AgentSpec(f"{self.name}-s{k}", self.target,
-                              self.options + (("checkpoint", str(self._weights(models, k))),))) for k in seeds]
+        return [(k, AgentSpec(f"{self.name}-s{k}", self.target, self.options + tuple(
+            (option, str(_weights(models, model, k))) for option, model in self.models))) for k in seeds]
 
-    def _weights(self, models: Models, seed: int):
-        if self.model == "detector":
-            return models.detector(seed)
-        return models.e2e(self.model.split("-", 1)[1], seed)
+
+def _weights(models: Models, model: str, seed: int):
+    if model == "detector":
+        return models.detector(seed)
+    if model == "lanes":
+        return models.lanes(seed)
+    return models.e2e(model.split("-", 1)[1], seed)
 
 
 def _modular(detector: str, lanes: str) -> Contestant:
-    model = "detector" if detector == "learned" else ""
+    learned = ((("checkpoint", "detector"),) if detector == "learned" else ()) + \
+        ((("lanes.checkpoint", "lanes"),) if lanes == "learned" else ())
     short = {"ground_truth": "gt"}.get(detector, detector)
     return Contestant(f"modular-{short}-{lanes}", "modular", resolve("modular"),
-                      (("detector", detector), ("lanes", lanes)), model)
+                      (("detector", detector), ("lanes", lanes)), learned)
 
 
 def _e2e(size: str) -> Contestant:
-    return Contestant(f"e2e-{size}", "e2e", resolve("e2e"), (), f"e2e-{size}")
+    return Contestant(f"e2e-{size}", "e2e", resolve("e2e"), (), (("checkpoint", f"e2e-{size}"),))
 
 
 def lineup() -> dict[str, Contestant]:
     """Every built-in contestant by name; `compare`'s default is all of them."""
     out = [Contestant("expert", "expert", resolve("expert"))]
-    out += [_modular(d, lanes) for d in ("ground_truth", "classical", "learned") for lanes in ("map", "pixels")]
+    out += [_modular(d, lanes) for d in ("ground_truth", "classical", "learned")
+            for lanes in ("map", "pixels", "learned")]
     out += [_e2e(size) for size in ("S", "M", "L")]
     return {c.name: c for c in out}
 

@@ -5,6 +5,7 @@ Layout of a models directory (docs/study.md):
     data/               a `steerbench collect` dataset: expert episodes of the train split (half
                         of them with DART steering noise, labels clean), train-dev and dev
     detector-s<k>/      a `steerbench train-detector` run with training seed k
+    lanes-s<k>/         a `steerbench train-lanes` run with training seed k
     e2e-<S|M|L>-s<k>/   a `steerbench train-e2e` run with training seed k
 
 A model counts as present when its `checkpoints/best.pt` exists and its run finished (its
@@ -49,6 +50,9 @@ class Budget:
     detector_frames: int = 3000  # train frames of the learned detector (equal shares per scenario)
     detector_epochs: int = 8  # most epochs of the learned detector
     detector_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
+    lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
+    lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
+    lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
     frames: int = 0  # `scale`: both contestants train on the first `frames` train frames (0: all)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -100,6 +104,10 @@ class Models:
         """The train-detector run with training seed `seed` (name suffixed -n<frames> when the budget sets
         `frames`)."""
         return self.root / _suffixed(f"detector-s{seed}", self.budget.frames)
+
+    def lanes_dir(self, seed: int) -> Path:
+        """The train-lanes run with training seed `seed` (name suffixed -n<frames> when the budget sets `frames`)."""
+        return self.root / _suffixed(f"lanes-s{seed}", self.budget.frames)
 
     def ensure_data(self) -> Path:
         """Collect what is missing (resumable: recorded episodes are kept). With `frames`, the
@@ -183,6 +191,25 @@ class Models:
                 raise TrainingError(f"detector seed {seed}: {exc}") from None
 
         return self._ensure(f"train detector seed {seed}", run, fit)
+
+    def lanes(self, seed: int) -> Path:
+        """The best checkpoint of the learned lane model trained with `seed`, trained now if missing
+        (a LaneModelError of its training becomes a TrainingError)."""
+        from steerbench.perception.lane_model import LaneModelError
+        from steerbench.perception.lane_train import LaneTrainConfig, train_lanes
+
+        run, b = self.lanes_dir(seed), self.budget
+        cfg = LaneTrainConfig(data=str(self.data), logdir=str(run), scenarios=b.scenarios,
+                              frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
+                              epochs=b.epochs(b.lane_epochs), seed=seed, progress=b.progress)
+
+        def fit() -> None:
+            try:
+                train_lanes(cfg)
+            except LaneModelError as exc:
+                raise TrainingError(f"lane model seed {seed}: {exc}") from None
+
+        return self._ensure(f"train lanes seed {seed}", run, fit)
 
     def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
         best = run / "checkpoints" / "best.pt"

@@ -124,7 +124,30 @@ def test_unknown_contestant_and_clashing_labels_are_one_line_errors(capsys, tmp_
 def test_default_lineup_covers_the_designs():
     names = set(lineup())
     assert {"expert", "e2e-S", "e2e-M", "e2e-L"} <= names
-    assert {f"modular-{d}-{lanes}" for d in ("gt", "classical", "learned") for lanes in ("map", "pixels")} <= names
+    assert {f"modular-{d}-{lanes}" for d in ("gt", "classical", "learned")
+            for lanes in ("map", "pixels", "learned")} <= names
+
+
+class StubModels:
+    """Stands in for a models directory: where each model of each seed is."""
+
+    def detector(self, seed):
+        return f"detector-s{seed}.pt"
+
+    def lanes(self, seed):
+        return f"lanes-s{seed}.pt"
+
+
+def test_a_contestant_of_two_models_gets_both_with_each_copys_seed():
+    known = lineup()
+    copies = known["modular-learned-learned"].instances(StubModels(), (0, 2))
+    assert [dict(spec.options) for _, spec in copies] == [
+        {"detector": "learned", "lanes": "learned", "checkpoint": f"detector-s{k}.pt",
+         "lanes.checkpoint": f"lanes-s{k}.pt"} for k in (0, 2)]
+    assert [spec.label for _, spec in copies] == ["modular-learned-learned-s0", "modular-learned-learned-s2"]
+    (_, only), = known["modular-gt-learned"].instances(StubModels(), (1,))
+    assert dict(only.options)["lanes.checkpoint"] == "lanes-s1.pt" and "checkpoint" not in dict(only.options)
+    assert not known["modular-classical-pixels"].learned
 
 
 # -- the study's arithmetic, on hand-made rows -------------------------------------------------
