@@ -42,6 +42,7 @@ class LaneFrameSet:
     centres: np.ndarray  # (N, 3, K, 2) float32 ego frame [m], NaN: no sample
     valid: np.ndarray  # (N, 3) bool
     width: np.ndarray  # (N, 3) float32 [m], NaN where not valid
+    command: np.ndarray  # (N,) int64 navigation command (index into get_scenario(name).commands)
     episodes: tuple[int, ...] = ()  # dataset indices of the episodes the frames come from
 
     def __len__(self) -> int:
@@ -83,7 +84,7 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
         raise LaneModelError(str(exc)) from None
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
     budget = shares(frames, scenarios) if frames is not None else {s: None for s in scenarios}
-    cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width")}
+    cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width", "command")}
     s_grid, used = None, set()
     for k, (scenario, share) in enumerate(budget.items()):
         taken = 0
@@ -109,6 +110,7 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
             cols["centres"].append(ep.lane_centres[steps])
             cols["valid"].append(ep.lane_valid[steps])
             cols["width"].append(ep.lane_width[steps])
+            cols["command"].append(ep.command[steps])
             taken += len(steps)
         if strict and share is None and not taken:
             raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
@@ -122,4 +124,4 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
     return LaneFrameSet(split, np.stack(cols["frames"]), np.asarray(cols["scenario"], np.int64), tuple(scenarios),
                         geometries, np.asarray(s_grid, np.float32), np.concatenate(cols["centres"]).astype(np.float32),
                         np.concatenate(cols["valid"]).astype(bool), np.concatenate(cols["width"]).astype(np.float32),
-                        tuple(sorted(used)))
+                        command=np.concatenate(cols["command"]).astype(np.int64), episodes=tuple(sorted(used)))

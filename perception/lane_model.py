@@ -9,6 +9,9 @@ a 4 x 8 grid for 64 x 128 frames; the stride-2 stem's kernel still sees every pi
 marking), a 1 x 1 convolution to 16 channels, then two fully
 connected layers (512 -> 128 -> outputs): the lanes are long curves across the whole frame,
 so the last layers are global and keep where things are (a pooled feature would not).
+With `commands` > 0 the navigation command's one-hot (all zeros for a command outside
+[0, commands)) joins the 512 features before the hidden layer: the ego lane's label follows the
+route through junctions, and only the command says which branch that is.
 
 Output, for each of the 3 lanes (left, ego, right; rows as `planning.lane_labels`) and each of
 the label's K arc lengths `s` (-5 to 60 m every 2.5 m): the sample's x - s and y in the ego
@@ -61,11 +64,13 @@ class LaneNetConfig:
     squeeze: int = 16  # channels of the 1 x 1 convolution before the fully connected layers
     hidden: int = 128  # width of the hidden fully connected layer
     grid: tuple[int, int] = (4, 8)  # (rows, columns) the last feature map is pooled to
+    commands: int = 0  # navigation commands the network is conditioned on (one-hot); 0: none
 
     def __post_init__(self) -> None:
         if len(self.s) < 3 or len(self.channels) != 4 or min(self.channels) < 1 or self.squeeze < 1 \
-                or self.hidden < 1 or len(self.grid) != 2 or min(self.grid) < 1:
-            raise ValueError("s needs 3 or more samples; channels 4 positive widths; squeeze, hidden, grid positive")
+                or self.hidden < 1 or len(self.grid) != 2 or min(self.grid) < 1 or self.commands < 0:
+            raise ValueError("s needs 3 or more samples; channels 4 positive widths; squeeze, hidden, grid positive; "
+                             "commands 0 or more")
 
     @property
     def k(self) -> int:
@@ -80,9 +85,11 @@ class LaneNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LaneNetConfig":
-        """Back from `as_dict`."""
+        """Back from `as_dict`; a dict without `commands` (every checkpoint from before the
+        command input) is a network without it (0)."""
         return cls(s=tuple(float(v) for v in d["s"]), channels=tuple(int(c) for c in d["channels"]),
-                   squeeze=int(d["squeeze"]), hidden=int(d["hidden"]), grid=tuple(int(g) for g in d["grid"]))
+                   squeeze=int(d["squeeze"]), hidden=int(d["hidden"]), grid=tuple(int(g) for g in d["grid"]),
+                   commands=int(d.get("commands", 0)))
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -91,8 +98,9 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class LaneNet(nn.Module):
-    """(B, H, W) uint8 grey frames and (B, 2) ego pixels -> dict of (B, 3, ...) lane outputs:
-    `dx` and `y` (B, 3, K) [m], `exists` (B, 3, K) logits, `valid` (B, 3) logits, `width` (B, 3) [m]."""
+    """(B, H, W) uint8 grey frames, (B, 2) ego pixels and, with `config.commands` > 0, (B,) int
+    navigation commands -> dict of (B, 3, ...) lane outputs: `dx` and `y` (B, 3, K) [m],
+    `exists` (B, 3, K) logits, `valid` (B, 3) logits, `width` (B, 3) [m]."""
 
     def __init__(self, config: LaneNetConfig) -> None:
         super().__init__()
@@ -103,7 +111,8 @@ class LaneNet(nn.Module):
             _conv(c3, c4, 2), nn.Conv2d(c4, config.squeeze, 1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(config.grid), nn.Flatten())
         per_lane = 3 * config.k + 2
-        self.head = nn.Sequential(nn.Linear(config.squeeze * config.grid[0] * config.grid[1], config.hidden),
+        features = config.squeeze * config.grid[0] * config.grid[1] + config.commands
+        self.head = nn.Sequential(nn.Linear(features, config.hidden),
                                   nn.ReLU(inplace=True), nn.Linear(config.hidden, LANES * per_lane))
         with torch.no_grad():
             bias = self.head[-1].bias.view(LANES, per_lane)
@@ -129,9 +138,26 @@ class LaneNet(nn.Module):
         return torch.cat([grey, ((u - ego[:, :1]) * scale).expand(b, 1, h, w),
                           ((v - ego[:, 1:]) * scale).expand(b, 1, h, w)], dim=1)
 
-    def forward(self, frames: torch.Tensor, ego_px: torch.Tensor, scaling: float) -> dict[str, torch.Tensor]:
-        """The lane outputs of a batch (class docstring)."""
-        out = self.head(self.features(self.inputs(frames, ego_px, scaling)))
+    def one_hot(self, command: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """(B, commands) one-hot of the commands, all zeros for one outside [0, commands);
+        ValueError without commands (or with another batch size)."""
+        n = self.config.commands
+        if command is None:
+            raise ValueError(f"the lane network is conditioned on the navigation command ({n} commands); "
+                             "pass the command of every frame")
+        command = torch.as_tensor(command, device=like.device).reshape(-1)
+        if len(command) != batch:
+            raise ValueError(f"the lane network got {len(command)} commands for {batch} frames")
+        return (command[:, None] == torch.arange(n, device=like.device)).to(like.dtype)
+
+    def forward(self, frames: torch.Tensor, ego_px: torch.Tensor, scaling: float,
+                command: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The lane outputs of a batch (class docstring); `command` (B,) int, required when the
+        network is conditioned on it (`config.commands` > 0), ignored when not."""
+        x = self.features(self.inputs(frames, ego_px, scaling))
+        if self.config.commands:
+            x = torch.cat([x, self.one_hot(command, len(x), x)], dim=1)
+        out = self.head(x)
         k = self.config.k
         out = out.view(-1, LANES, 3 * k + 2)
         return {"dx": out[..., :k], "y": out[..., k:2 * k], "exists": out[..., 2 * k:3 * k],
@@ -243,26 +269,40 @@ class LearnedLanes:
         self.device = device
         self.s = np.asarray(net.config.s, np.float64)
 
-    def predict(self, frames: np.ndarray) -> LanePrediction:
-        """The lanes of the newest frame of a stack ((stack, H, W[, 3]) or a single frame), made
-        as in every episode (`episode_torch`: one thread, deterministic)."""
-        with episode_torch():
-            return self.predict_batch(to_gray(newest(np.asarray(frames)))[None])[0]
+    @property
+    def commands(self) -> int:
+        """The navigation commands the network is conditioned on (0: none; it ignores a command)."""
+        return self.net.config.commands
 
-    def estimate(self, frames: np.ndarray) -> LaneEstimate:
-        """`predict(frames).estimate()`: the lanes as the pixel lane detector returns them."""
-        return self.predict(frames).estimate()
+    def predict(self, frames: np.ndarray, command: int | None = None) -> LanePrediction:
+        """The lanes of the newest frame of a stack ((stack, H, W[, 3]) or a single frame), made
+        as in every episode (`episode_torch`: one thread, deterministic). `command`: the
+        scenario's navigation command (its index in `get_scenario(name).commands`), required by
+        a network conditioned on it (ValueError without), ignored by one that is not."""
+        with episode_torch():
+            commands = None if command is None else np.array([command], np.int64)
+            return self.predict_batch(to_gray(newest(np.asarray(frames)))[None], commands)[0]
+
+    def estimate(self, frames: np.ndarray, command: int | None = None) -> LaneEstimate:
+        """`predict(frames, command).estimate()`: the lanes as the pixel lane detector returns them."""
+        return self.predict(frames, command).estimate()
 
     @torch.no_grad()
-    def predict_batch(self, frames: np.ndarray) -> list[LanePrediction]:
-        """(B, H, W) grey uint8 frames, all with this geometry -> one prediction per frame."""
+    def predict_batch(self, frames: np.ndarray, commands: np.ndarray | None = None) -> list[LanePrediction]:
+        """(B, H, W) grey uint8 frames, all with this geometry, and their (B,) navigation commands
+        (as `predict`'s) -> one prediction per frame."""
         frames = np.asarray(frames)
         g = self.geometry
         if frames.ndim != 3 or frames.shape[1:] != (g.height, g.width):
             raise ValueError(f"the lane model expects (B, {g.height}, {g.width}) grey frames, got {frames.shape}")
+        if self.commands and commands is None:
+            raise ValueError(f"this lane model is conditioned on the navigation command ({self.commands} commands); "
+                             "pass the command")
         x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)).to(self.device)
         ego = torch.as_tensor(np.tile(g.ego_px, (len(frames), 1)), dtype=torch.float32, device=self.device)
-        return decode(self.net(x, ego, g.scaling), self.s)
+        command = None if commands is None or not self.commands else \
+            torch.as_tensor(np.asarray(commands, np.int64), device=self.device)
+        return decode(self.net(x, ego, g.scaling, command), self.s)
 
 
 def load_lane_model(path: str | Path, geometry: FrameGeometry | None = None, device: str = "cpu") -> LearnedLanes:

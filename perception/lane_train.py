@@ -13,6 +13,11 @@ loss, early stopping after `patience` epochs without improvement; `checkpoints/b
 `checkpoints/last.pt` written atomically after every epoch (re-running the command resumes
 from `last.pt`; a finished run is not retrained; a run on other settings, or on other episodes
 of a dataset that has grown, is refused).
+
+The network is conditioned on the navigation command (`command_count`: the most commands any
+training scenario has, stored in the checkpoint's network config). A run from before the
+command input (its `last.pt` network has none, `commands` 0) resumes without it, as stored; a
+stored count other than the scenarios' is refused.
 """
 
 from __future__ import annotations
@@ -113,6 +118,35 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     return scenarios, _Data(train, held, train.geometries[0].scaling)
 
 
+def command_count(scenarios: tuple[str, ...]) -> int:
+    """The navigation commands the network is conditioned on: the most any of `scenarios` has."""
+    return max(len(get_scenario(s).commands) for s in scenarios)
+
+
+def _commands(run: RunDir, scenarios: tuple[str, ...]) -> int:
+    """`command_count(scenarios)`, or for a resume what `last.pt`'s network has: 0 (a run from
+    before the command input, or one without it) is kept; another count is refused."""
+    wanted = command_count(scenarios)
+    if not run.last.exists():
+        return wanted
+    config = load_lane_checkpoint(run.last).get("config")
+    stored = int(config.get("commands", 0)) if isinstance(config, dict) else wanted
+    if stored not in (0, wanted):
+        raise LaneModelError(f"{run.logdir} holds a run conditioned on {stored} navigation commands, its scenarios "
+                             f"have {wanted}; use another --logdir")
+    return stored
+
+
+def _meta(net_cfg: LaneNetConfig, scenarios: tuple[str, ...], data: _Data) -> dict:
+    """What every checkpoint of the run holds besides the weights."""
+    frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]),
+             "scaling": data.scaling}
+    return {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
+            "scenarios": list(scenarios),
+            "episodes": {"trained": by_split(("train", i) for i in data.train.episodes),
+                         "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}}
+
+
 def train_lanes(cfg: LaneTrainConfig) -> dict:
     """Train (or resume the run in `cfg.logdir`); return metrics.json's content."""
     run = RunDir(Path(cfg.logdir))
@@ -125,15 +159,12 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     load_s = time.perf_counter() - t0
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    net_cfg = LaneNetConfig(s=tuple(float(v) for v in data.train.s), channels=cfg.channels, hidden=cfg.hidden)
+    net_cfg = LaneNetConfig(s=tuple(float(v) for v in data.train.s), channels=cfg.channels, hidden=cfg.hidden,
+                            commands=_commands(run, scenarios))
     net = LaneNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]),
-             "scaling": data.scaling}
-    base = {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
-            "scenarios": list(scenarios),
-            "episodes": {"trained": by_split(("train", i) for i in data.train.episodes),
-                         "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}}
+    base = _meta(net_cfg, scenarios, data)
+    frame = base["frame"]
 
     def same_run(blob: dict) -> bool:  # the same settings, and the same episodes (a dataset may grow)
         return (blob.get("train_config") == _comparable(cfg)
@@ -177,7 +208,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
 
 def _tensors(data: LaneFrameSet, idx: torch.Tensor | slice, device: str) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(a[idx])).to(device)
-                 for a in (data.ego_px, data.centres, data.valid, data.width))
+                 for a in (data.ego_px, data.centres, data.valid, data.width, data.command))
 
 
 def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrainConfig, device: str,
@@ -194,8 +225,8 @@ def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrain
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):
         idx = order[start:start + cfg.batch]
         x = augment(frames[idx], cfg.brightness, cfg.noise_sd, gen).to(device)
-        ego, target, valid, width = _tensors(train, idx.numpy(), device)
-        parts = losses(net(x, ego, data.scaling), s, target, valid, width)
+        ego, target, valid, width, command = _tensors(train, idx.numpy(), device)
+        parts = losses(net(x, ego, data.scaling, command), s, target, valid, width)
         opt.zero_grad()
         parts["total"].backward()
         opt.step()
@@ -213,15 +244,15 @@ def _held_losses(net: LaneNet, data: LaneFrameSet, scaling: float, device: str, 
     for i in range(0, len(data), batch):
         sl = slice(i, i + batch)
         x = torch.from_numpy(data.frames[sl]).to(device)
-        ego, target, valid, width = _tensors(data, sl, device)
-        for k, v in losses(net(x, ego, scaling), s, target, valid, width).items():
+        ego, target, valid, width, command = _tensors(data, sl, device)
+        for k, v in losses(net(x, ego, scaling, command), s, target, valid, width).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(x)
     return {k: v / len(data) for k, v in sums.items()}
 
 
 def evaluate_lanes(net: LaneNet, data: LaneFrameSet, scaling: float, device: str = "cpu") -> tuple[dict, dict]:
     """Held-out quality (`lane_eval.quality_by_scenario`) and the raw predictions."""
-    pred = predict_arrays(net, data.frames, data.ego_px, scaling, device)
+    pred = predict_arrays(net, data.frames, data.ego_px, scaling, device, data.command)
     q = quality_by_scenario(pred["centres"], pred["valid"] > 0, data.centres, data.valid, data.s, data.scenario,
                             data.scenarios)
     return q, pred

@@ -1,6 +1,7 @@
 """The learned lane model: it fits lane labels, its metrics measure what they say, its checkpoints
 round-trip and fail in one line, `train-lanes` writes what it promises, refuses a dataset without
-lane labels, and resumes as an uninterrupted run trains."""
+lane labels, and resumes as an uninterrupted run trains; the navigation command conditions the
+network (and checkpoints from before the command input still load)."""
 
 import contextlib
 import io
@@ -14,6 +15,7 @@ import torch
 from steerbench.agents.registry import AgentSpec
 from steerbench.cli import main
 from steerbench.harness.collect import CollectConfig, collect
+from steerbench.perception import lane_train
 from steerbench.perception.lane_data import select_lane_frames
 from steerbench.perception.lane_eval import lane_quality, losses, predict_arrays
 from steerbench.perception.lane_model import (
@@ -158,12 +160,86 @@ def test_an_estimate_stops_where_the_lane_turns_across_the_view():
     assert e.curvature > 0.03 and abs(e.offset_m) < 0.2 and abs(e.heading) < 0.05, e
 
 
-def saved_network(path, **kw):
+def saved_network(path, commands=0, old=False, **kw):
+    """A tiny network saved as `train-lanes` saves it; `old`: its config without `commands`, as
+    every checkpoint from before the command input."""
     torch.manual_seed(1)
-    net = LaneNet(LaneNetConfig(s=S, **TINY)).eval()
-    save_checkpoint(path, {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net.config.as_dict(),
+    net = LaneNet(LaneNetConfig(s=S, commands=commands, **TINY)).eval()
+    config = net.config.as_dict()
+    if old:
+        del config["commands"]
+    save_checkpoint(path, {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": config,
                            "frame": FRAME, "model": net.state_dict(), "epoch": 1, **kw})
     return net
+
+
+def a_frame(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (64, 128), dtype=np.uint8)
+
+
+def test_a_checkpoint_without_commands_loads_and_predicts(tmp_path):
+    net = saved_network(tmp_path / "old.pt", old=True)
+    assert "commands" not in torch.load(tmp_path / "old.pt", weights_only=True)["config"]
+    loaded = load_lane_model(tmp_path / "old.pt")
+    assert loaded.net.config.commands == 0
+    f = a_frame()
+    a, b = loaded.predict(f), loaded.predict(f, command=2)  # a network without the input ignores a command
+    np.testing.assert_array_equal(a.centres, b.centres)
+    np.testing.assert_array_equal(a.centres, LearnedLanes(net, FRAME).predict(f).centres)
+
+
+def test_the_command_conditions_the_network(tmp_path):
+    """Untrained, randomly initialised: each command its own output, the same command the same one;
+    a command outside [0, commands) is an all-zero one-hot; no command is an error."""
+    plain = LaneNet(LaneNetConfig(s=S, **TINY))
+    net = saved_network(tmp_path / "cmd.pt", commands=3)
+    assert parameter_count(net) - parameter_count(plain) == TINY["hidden"] * 3
+    lanes, loaded = LearnedLanes(net, FRAME), load_lane_model(tmp_path / "cmd.pt")
+    assert loaded.net.config.commands == 3
+    f = a_frame()
+    out = {c: lanes.predict(f, command=c) for c in (0, 1, 2, 3, -1)}
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert not np.allclose(out[a].valid_prob, out[b].valid_prob) or \
+            not np.allclose(np.nan_to_num(out[a].centres), np.nan_to_num(out[b].centres)), (a, b)
+    np.testing.assert_array_equal(out[3].centres, out[-1].centres)
+    for c in (0, 1, 2):
+        again = loaded.predict(f, command=c)
+        np.testing.assert_array_equal(again.centres, out[c].centres)
+        np.testing.assert_array_equal(again.valid_prob, out[c].valid_prob)
+    batch = lanes.predict_batch(np.stack([f] * 3), np.array([2, 0, 1]))
+    for got, c in zip(batch, (2, 0, 1)):
+        np.testing.assert_allclose(got.valid_prob, out[c].valid_prob, atol=1e-6)
+    for call in (lambda: lanes.predict(f), lambda: lanes.estimate(f), lambda: lanes.predict_batch(f[None]),
+                 lambda: net(torch.from_numpy(f[None]), torch.tensor([[38.0, 32.0]]), 1.75)):
+        with pytest.raises(ValueError, match="command"):
+            call()
+
+
+def test_a_tiny_model_learns_the_ego_lane_from_the_command(data):
+    """The same frame twice, its ego lane 2 m right for command 1 and 2 m left for command 2:
+    only the command tells the two apart, and the trained network follows it."""
+    d = select_lane_frames(data, "train", (SCENARIO,), 1, strict=False)
+    assert d.command.dtype == np.int64 and d.command.shape == (len(d),) and (d.command == 0).all()  # merge: follow
+    target = np.repeat(d.centres[:1], 2, 0)
+    target[:, 1, :, 1] += np.array([[2.0], [-2.0]])
+    frames, command = np.repeat(d.frames[:1], 2, 0), np.array([1, 2])
+    torch.manual_seed(0)
+    net = LaneNet(LaneNetConfig(s=tuple(float(v) for v in d.s), commands=3, **TINY))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x, ego = torch.from_numpy(frames), torch.from_numpy(np.repeat(d.ego_px[:1], 2, 0))
+    s, target_t = torch.from_numpy(d.s), torch.from_numpy(target)
+    valid, width = (torch.from_numpy(np.repeat(a[:1], 2, 0)) for a in (d.valid, d.width))
+    for _ in range(200):
+        net.train()
+        loss = losses(net(x, ego, 1.75, torch.from_numpy(command)), s, target_t, valid, width)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    right, left = LearnedLanes(net, FRAME, d.geometries[0]).predict_batch(frames, command)
+    i = S.index(10.0)
+    true = float(d.centres[0, 1, i, 1])
+    assert right.centres[1, i, 1] > true + 1.5 and left.centres[1, i, 1] < true - 1.5, \
+        (true, right.centres[1, i, 1], left.centres[1, i, 1])
 
 
 def test_checkpoint_round_trip(tmp_path, data):
@@ -217,7 +293,8 @@ def test_train_lanes_writes_checkpoint_metrics_and_tensorboard(data, tmp_path):
     assert {"lateral_5m", "lateral_10m", "lateral_20m", "heading_deg", "neighbour_valid_acc"} <= set(q)
     assert q["lateral_10m"]["n"] == 12 and list(q["by_scenario"]) == [SCENARIO]
     predictor = load_lane_model(metrics["checkpoint"])
-    assert predictor.predict(np.zeros((64, 128), np.uint8)).centres.shape == (3, len(S), 2)
+    assert predictor.net.config.commands == 1  # merge has one command, follow
+    assert predictor.predict(np.zeros((64, 128), np.uint8), command=0).centres.shape == (3, len(S), 2)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -288,3 +365,23 @@ def test_a_run_on_a_dataset_that_has_grown_is_refused(data, tmp_path):
                           progress=False))
     with pytest.raises(LaneModelError, match="another configuration"):
         train_lanes(tiny_config(grown, tmp_path / "run", frames=None, epochs=2))
+
+
+def test_a_run_from_before_the_command_input_resumes_as_stored(data, tmp_path, monkeypatch):
+    """Its last.pt's network has no `commands` (none): the resume keeps it so; a stored count
+    other than the scenarios' (and not 0) is refused."""
+    monkeypatch.setattr(lane_train, "command_count", lambda scenarios: 0)
+    train_lanes(tiny_config(data, tmp_path / "old", epochs=1))
+    monkeypatch.undo()
+    last = tmp_path / "old" / "checkpoints" / "last.pt"
+    blob = torch.load(last, weights_only=True)
+    del blob["config"]["commands"]
+    save_checkpoint(last, blob)
+    resumed = train_lanes(tiny_config(data, tmp_path / "old", epochs=2))
+    assert resumed["epochs_run"] == 2 and load_lane_model(resumed["checkpoint"]).net.config.commands == 0
+    blob = torch.load(last, weights_only=True)
+    assert blob["config"]["commands"] == 0
+    blob["config"]["commands"] = 2  # merge has 1
+    save_checkpoint(last, blob)
+    with pytest.raises(LaneModelError, match="2 navigation commands"):
+        train_lanes(tiny_config(data, tmp_path / "old", epochs=3))
