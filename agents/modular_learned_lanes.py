@@ -104,8 +104,7 @@ class LearnedLaneSource:
         return LaneView(lanes, self.lane_id, None)
 
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
-        conditioned = getattr(self.model.net.config, "commands", 0) > 0
-        p = self.model.predict(obs.frames, command=obs.command) if conditioned else self.model.predict(obs.frames)
+        p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None)
         return {slot: p.centres[slot + 1] for slot in SLOTS
                 if p.valid[slot + 1] and np.isfinite(p.centres[slot + 1]).any()}
 

@@ -2,8 +2,6 @@
 scripted predictions or by the map's own lane labels with noise, so that the filter, the lane
 crossings, the oncoming lanes and the closed loop are tested apart from a network's quality."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -56,9 +54,10 @@ class Scripted:
 
     def __init__(self, script):
         self.script, self.geometry, self.s = iter(script), GEOMETRY, S
-        self.net = SimpleNamespace(config=SimpleNamespace(commands=0))
+        self.commands, self.seen = 0, []
 
-    def predict(self, frames):
+    def predict(self, frames, command=None):
+        self.seen.append(command)
         return prediction(next(self.script))
 
 
@@ -97,6 +96,14 @@ def test_a_crossing_shifts_the_lanes_and_counts_the_lane_id(checkpoint):
     # Blending across the crossing would have averaged two lanes; shifted, the fused lanes are the measured ones.
     assert stage.fused[0][0, 1] == pytest.approx(2.4) and stage.fused[-1][0, 1] == pytest.approx(-1.6)
     assert stage.stats()["perception/lane_crossings"] == 1 and stage.stats()["perception/lanes_measured_share"] == 1
+
+
+def test_a_command_conditioned_model_is_given_the_navigation_command(checkpoint):
+    stage = source(checkpoint, [{0: straight(0.0)}] * 2)
+    stage.view(Observation(FRAMES, 25.0, 2), None, ())
+    stage.model.commands = 3
+    stage.view(Observation(FRAMES, 25.0, 2), None, ())
+    assert stage.model.seen == [None, 2]
 
 
 def test_a_lane_unseen_for_longer_than_hold_is_dropped(checkpoint):
@@ -149,9 +156,9 @@ class Labels:
         self.labeller, self.s = None, S
         cam = env.camera_config
         self.geometry = FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering)
-        self.net = SimpleNamespace(config=SimpleNamespace(commands=0))
+        self.commands = 0
 
-    def predict(self, frames):
+    def predict(self, frames, command=None):
         road = self.env.road_prior()
         if self.labeller is None or road.ego.lane_index is None:
             self.labeller = LaneLabeller()
