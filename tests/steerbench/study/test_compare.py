@@ -200,3 +200,17 @@ def test_a_model_two_contestants_share_is_timed_once(tmp_path):
     (run / "finished.json").write_text('{"training_seconds": 5}')
     assert models.detector(0) == models.detector(0) == run / "checkpoints" / "best.pt"  # map and pixel lanes
     assert [(t.part, t.seconds, t.trained) for t in models.timings] == [("train detector seed 0", 5.0, False)]
+
+
+def test_the_lane_model_is_trained_once_per_seed_and_then_reused(tmp_path):
+    from steerbench.perception.lane_model import load_lane_model
+
+    budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, lane_frames=24, lane_epochs=1,
+                    lane_eval_frames=8, progress=False)
+    models = Models(tmp_path, budget)
+    best = models.lanes(0)
+    assert best == tmp_path / "lanes-s0" / "checkpoints" / "best.pt"
+    assert load_lane_model(best).commands == 1  # merge has one command
+    stamp = best.stat().st_mtime_ns
+    assert models.lanes(0) == best and best.stat().st_mtime_ns == stamp  # found, not trained again
+    assert [t.trained for t in models.timings if "lanes" in t.part] == [True]
