@@ -108,16 +108,23 @@ def _compare_parser(sub) -> None:
                    help="also evaluate your own agent (registry name, entry point or module:Class)")
     p.add_argument("--agent-opt", action="append", default=[], metavar="LABEL.KEY=VALUE", help="its options")
     p.add_argument("--splits", default="train,test", help="comma-separated splits to evaluate")
+    p.add_argument("--stress", default="", metavar="CONDITION,...",
+                   help="also evaluate these stress conditions on the test split (dense, curves, dark, noisy; "
+                        "docs/scenarios.md), each in LOGDIR/stress-<name>/")
     _models_args(p, seeds=(0, 1, 2))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """`steerbench compare`: the contestants (built-in and --agent) on the --splits, into one report."""
+    from steerbench.sim.stress import parse_conditions
     from steerbench.study.compare import CompareConfig, run_compare
     from steerbench.study.contestants import select, user_contestant
     from steerbench.study.report import timings_table
 
     scenarios = _scenarios(args)
+    stress, splits = parse_conditions(args.stress), _splits(args.splits)
+    if stress and "test" not in splits:
+        raise common.UsageError("--stress evaluates against the test split: add test to --splits")
     names = [n.strip() for n in args.contestants.split(",") if n.strip()]
     contestants = select(names) + [user_contestant(s) for s in common.parse_agents(args.agent, args.agent_opt)]
     if not contestants:
@@ -129,10 +136,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                 f"e.g. --agent my-{clash}={clash}")
     budget = _budget(args, scenarios)
     cfg = CompareConfig(contestants=tuple(contestants), scenarios=scenarios, budget=budget,
-                        splits=_splits(args.splits), episodes=args.episodes, seed=args.first_episode,
+                        splits=splits, episodes=args.episodes, seed=args.first_episode,
                         train_seeds=args.train_seeds, workers=args.workers, logdir=args.logdir, models=args.models,
                         env=common.env_settings(args), progress=not args.no_progress,
-                        command=_command_line(), backend=budget.backend)
+                        command=_command_line(), backend=budget.backend, stress=stress)
     out = run_compare(cfg)
     print()
     print(timings_table(out.timings))

@@ -8,6 +8,7 @@ PNG figures under `figures/` and TensorBoard (report.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -23,10 +24,12 @@ from steerbench.harness.backends import Backend
 from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.harness.results import ResultsStore, row_key
 from steerbench.sim.runner import EnvSettings
+from steerbench.sim.stress import get_condition, unchanged, with_condition
 from steerbench.study.contestants import Contestant
 from steerbench.study.design import PRIMARY, Entry, Pair, cells, modular_vs_e2e
 from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
 from steerbench.study.report import INTERVALS, PAIRS, StudyData, figures, markdown, write_tensorboard
+from steerbench.study.stress_report import StressData, stress_data, stress_json
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class CompareConfig:
     progress: bool = True
     command: str = ""  # the command line, quoted in the report
     backend: Backend = Backend()  # where evaluation runs (the budget's for data collection)
+    # stress conditions (sim/stress.py), each evaluated on the test split with its overrides, in
+    # LOGDIR/stress-<name>/, by the same copies on the same episodes; needs "test" in `splits`
+    stress: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,6 +76,10 @@ def run_compare(cfg: CompareConfig) -> CompareOutcome:
     raises (AgentError, RunDirError).
     """
     run_dir = Path(cfg.logdir)
+    for name in cfg.stress:
+        get_condition(name)  # an unknown name fails before any work
+    if cfg.stress and "test" not in cfg.splits:
+        raise ValueError("stress conditions are evaluated against the test split: add it to the splits")
     models = Models(cfg.models or run_dir / "models", cfg.budget, cfg.env)
     copies = [(c, seed, spec) for c in cfg.contestants for seed, spec in c.instances(models, cfg.train_seeds)]
     specs = tuple(spec for _, _, spec in copies)
@@ -80,8 +90,54 @@ def run_compare(cfg: CompareConfig) -> CompareOutcome:
                                   progress=cfg.progress, backend=cfg.backend))
         models.timings.append(Timing(f"evaluate {split} split ({out.ran} episodes run now)",
                                      (time.perf_counter() - start) if out.ran else 0.0, out.ran > 0))
+    evaluate_stress(cfg, specs, models.timings)
     data = study_data(cfg, run_dir, copies, models.timings)
     return CompareOutcome(run_dir, write_report(data, run_dir, cfg), data, models.timings)
+
+
+def stress_dir(run_dir: Path, name: str) -> Path:
+    """Where a stress condition's evaluation lives: its own run directory, since a run directory refuses to
+    mix scenario options."""
+    return Path(run_dir) / f"stress-{name}"
+
+
+def stressed_scenarios(cfg: CompareConfig, name: str) -> tuple[str, ...]:
+    """The scenarios of the run that condition `name` changes (the others would repeat the test split)."""
+    left = unchanged(name, cfg.scenarios)
+    return tuple(s for s in cfg.scenarios if s not in left)
+
+
+def evaluate_stress(cfg: CompareConfig, specs: tuple[AgentSpec, ...], timings: list[Timing]) -> None:
+    """Each stress condition on the test split: the run's overrides with the condition's on top, the same
+    copies and episode indices, in `stress_dir`; resumable like every eval run."""
+    for name in cfg.stress:
+        scenarios = stressed_scenarios(cfg, name)
+        if not scenarios:
+            continue
+        env = dataclasses.replace(cfg.env, fast=cfg.env.fast,
+                                  scenario_options=with_condition(cfg.env.scenario_options, name, cfg.scenarios))
+        start = time.perf_counter()
+        out = run_eval(EvalConfig(agents=specs, scenarios=scenarios, split="test", episodes=cfg.episodes,
+                                  seed=cfg.seed, workers=cfg.workers, logdir=stress_dir(cfg.logdir, name), env=env,
+                                  progress=cfg.progress, backend=cfg.backend))
+        timings.append(Timing(f"evaluate stress {name} on the test split ({out.ran} episodes run now)",
+                              (time.perf_counter() - start) if out.ran else 0.0, out.ran > 0))
+
+
+def stress_of(cfg: CompareConfig, entries: tuple[Entry, ...], rows: tuple[dict, ...]) -> StressData | None:
+    """The stress section's numbers from each condition's run directory (configured episodes only), or None
+    without conditions."""
+    if not cfg.stress:
+        return None
+    labels = {label for e in entries for label in e.labels}
+    indices = range(cfg.seed, cfg.seed + cfg.episodes)
+    found = {}
+    for name in cfg.stress:
+        path = stress_dir(cfg.logdir, name) / "results.jsonl"
+        wanted = {(label, s, "test", i) for label in labels for s in stressed_scenarios(cfg, name) for i in indices}
+        found[name] = tuple(r for r in ResultsStore(path) if row_key(r) in wanted) if path.exists() else ()
+    test_rows = tuple(r for r in rows if r["split"] == "test")
+    return stress_data(entries, cfg.scenarios, test_rows, found, {n: unchanged(n, cfg.scenarios) for n in cfg.stress})
 
 
 def entries_of(copies: list[tuple[Contestant, int | None, AgentSpec]], run_dir: Path) -> tuple[Entry, ...]:
@@ -107,7 +163,7 @@ def study_data(cfg: CompareConfig, run_dir: Path, copies: list, timings: list[Ti
     rows = tuple(r for r in ResultsStore(run_dir / "results.jsonl") if row_key(r) in wanted)
     return StudyData(entries, cfg.scenarios, cfg.splits, tuple(cells(rows, entries, cfg.scenarios, cfg.splits)),
                      tuple(modular_vs_e2e(rows, entries, cfg.scenarios, cfg.splits)), rows, tuple(timings),
-                     header_text(cfg))
+                     header_text(cfg), stress_of(cfg, entries, rows))
 
 
 def header_text(cfg) -> str:
@@ -152,6 +208,7 @@ def compare_json(d: StudyData) -> dict:
         "pairs": [{"modular": p.a, "e2e": p.b, "scenario": p.scenario, "split": p.split, "metric": p.metric,
                    **p.test.as_dict(), **_needed(p, d.pairs)} for p in d.pairs],
         "timings": [t.as_dict() for t in d.timings],
+        **({"stress": stress_json(d.stress)} if d.stress else {}),
     }
 
 

@@ -7,6 +7,8 @@ overlays the contestants:
   report (the custom-scalars layout "study" names the order) and `study/overall/<split>/<metric>`
   (step 0), the HParams metrics;
 * an HParams entry per contestant (family, inputs, training seeds, options);
+* with `compare --stress`: `study/stress/<condition>/driving_score` and `.../degradation` (condition
+  minus test, overall; step 0);
 * text `report` (this markdown) and images `study/figures/<name>` in the first contestant's run.
 """
 
@@ -22,6 +24,7 @@ from steerbench.harness.summary import table
 from steerbench.study.design import OVERALL, PRIMARY, Cell, Entry, Pair
 from steerbench.study.failures import analyse
 from steerbench.study.models import Timing
+from steerbench.study.stress_report import StressData, stress_section
 
 from . import plots
 
@@ -42,6 +45,7 @@ class StudyData:
     rows: tuple[dict, ...]
     timings: tuple[Timing, ...]
     header: str  # command, date, machine: who made these numbers and how
+    stress: StressData | None = None  # compare --stress: the "Beyond the test split" section
 
     def cell(self, contestant: str, scenario: str, split: str) -> Cell | None:
         """The cell of (contestant, scenario, split), or None."""
@@ -168,6 +172,8 @@ def markdown(d: StudyData, figures: dict[str, Path], run_dir: Path) -> str:
         parts += [""]
     if d.pairs:
         parts += pairs_section(d.pairs)
+    if d.stress:
+        parts += stress_section(d.stress, d.entries, d.scenarios)
     parts += ["## Error analysis (top categories)", "", "Ranked by the driving score each failure category "
               "costs per episode; `steerbench errors RUN` adds clips.", "", errors_section(d), ""]
     parts += ["## Time", "", timings_table(d.timings), ""]
@@ -243,6 +249,10 @@ def _scalars(writer, d: StudyData, e: Entry) -> None:
             for m, _ in REPORT_METRICS:
                 if c and c.n:
                     writer.add_scalar(f"study/{split}/{m}", c.metrics[m].mean, step)
+    for x in d.stress.degradations if d.stress else ():
+        if x.contestant == e.name and x.scenario == OVERALL and x.n:
+            writer.add_scalar(f"study/stress/{x.condition}/driving_score", x.stressed.mean, 0)
+            writer.add_scalar(f"study/stress/{x.condition}/degradation", x.difference.mean, 0)
 
 
 def _hparams(writer, d: StudyData, e: Entry) -> None:
