@@ -232,7 +232,10 @@ def p_value(effect: float, components: Sequence[Component]) -> float:
     """
     if effect == 0 or math.isnan(effect):
         return 1.0 if effect == 0 else NAN
-    live = [c for c in components if c.variance > 0]
+    total = sum(c.variance for c in components if c.variance > 0)
+    # A level whose variance is rounding error (a seed level of identical copies) would leave the
+    # root search a bracket whose ends agree to the last bit: it adds nothing, so it is left out.
+    live = [c for c in components if c.variance > 1e-12 * total]
     if not live:
         return 0.0
     # The root lies between the p of a t test with all the variance at the fewest degrees of
@@ -246,7 +249,10 @@ def p_value(effect: float, components: Sequence[Component]) -> float:
     from scipy.optimize import brentq
 
     edge = lambda log_alpha: half_width(live, 1 - math.exp(log_alpha)) - abs(effect)  # noqa: E731
-    return math.exp(brentq(edge, math.log(low), math.log(high), xtol=1e-12))
+    try:
+        return math.exp(brentq(edge, math.log(low), math.log(high), xtol=1e-12))
+    except ValueError:  # p so small (under ~1e-30) that the t quantiles lose precision: the bracket's
+        return high  # conservative end
 
 
 def hierarchical_mean(y: np.ndarray, level: float = 0.95) -> Estimate:

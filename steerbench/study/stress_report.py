@@ -90,8 +90,8 @@ def degradation(entry: Entry, scenario: str, test_rows: Sequence[dict], stress_r
     t = np.array([[test[c][k] for k in keys] for c in copies], dtype=float).reshape(len(copies), len(keys))
     s = np.array([[stressed[c][k] for k in keys] for c in copies], dtype=float).reshape(len(copies), len(keys))
     diff, p = hierarchical_mean(s - t), NAN
-    if len(keys) >= 2:  # levels with a rounding-error variance left out: stats.p_value's bracket fails on them
-        p = p_value(diff.mean, [c for c in mean_components(s - t) if c.variance > 1e-20])
+    if len(keys) >= 2:
+        p = p_value(diff.mean, mean_components(s - t))
     if metric in BOUNDED and not math.isnan(diff.low):  # a difference of [0, 1] scores is in [-1, 1]
         diff = Estimate(diff.mean, max(diff.low, -1.0), min(diff.high, 1.0), diff.n)
     (test_est, how), (stress_est, _) = interval(metric, t), interval(metric, s)

@@ -152,3 +152,15 @@ def test_a_difference_of_scores_stays_in_minus_one_to_one():
     rows += [_row("m", i, 1.0) for i in range(2)]
     p = pair(rows, Entry("m", "modular", "pixels", ("m",)), e, OVERALL, "train")
     assert p.test.difference.mean == pytest.approx(0.95) and p.test.difference.high == 1.0
+
+
+def test_p_values_of_overwhelming_or_rounding_error_levels_are_numbers():
+    from steerbench.study.stats import Component, p_value
+
+    # A difference of 300 standard errors: the t quantiles lose precision long before the root.
+    p = p_value(0.3, [Component("training seeds", 5e-7, 2), Component("episodes", 5e-7, 10)])
+    assert 0.0 <= p < 1e-5  # at most the t test's p with all the variance at the fewest degrees of freedom
+    # Copies that drive identically leave a seed level of rounding error: it changes nothing.
+    episodes = Component("episodes", 0.0076, 4)
+    assert p_value(-0.39, [Component("training seeds", 1.5e-33, 2), episodes]) == pytest.approx(
+        p_value(-0.39, [episodes]))
