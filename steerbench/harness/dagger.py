@@ -1,9 +1,16 @@
 """DAgger for the end-to-end network (Ross, Gordon and Bagnell, 2011): `train-e2e --dagger-rounds K`.
 
 Round 0 is behaviour cloning on the dataset. Each later round rolls the current student out
-(its actions are executed), has the expert label every state it visits, adds those episodes to
-the dataset as new `train` episodes (their index rows name the student as `driver`), and trains
-the next student from the current one's weights on the aggregate. After every round the student
+(its actions are executed), has the expert label every state it visits, adds those episodes as
+new `train` episodes (their index rows name the student as `driver`), and trains the next
+student from the current one's weights on the aggregate.
+
+The aggregate is the run's own dataset, `LOGDIR/data`: the base dataset's episodes (hard links
+to its chunks, a copy where the file system cannot link) plus this run's rollouts. The base
+dataset is never written: two DAgger runs on one dataset (two training seeds, say) would
+otherwise share their rollouts, the second finding the first's episodes recorded at the same
+indices and training on another student's mistakes, and every later behaviour cloning on the
+base would train on them too. After every round the student
 drives closed loop on fixed train seeds; the driving score per round goes to TensorBoard
 (`dagger/<scenario>/driving_score`, step = round) and to `LOGDIR/dagger.json`.
 
@@ -14,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +32,10 @@ from steerbench.agents.registry import BUILTIN, AgentSpec
 from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect
 from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.sim.dataset import DatasetError, DatasetIndex
 from steerbench.sim.episodes import DAGGER_CHECK, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
 from steerbench.sim.runner import EnvSettings
+from steerbench.sim.storage import atomic_write_text
 
 # The expert labels states it did not choose: it keeps to the lane the student is in (see
 # ExpertOptions.follow_ego_lane), or a lane change the student never makes labels a whole episode.
@@ -68,20 +79,49 @@ def run_dagger(cfg: DaggerConfig) -> list[dict]:
     """Behaviour cloning, then `cfg.rounds` DAgger rounds; returns one record per round.
 
     Each record holds the round's checkpoint and, per scenario, the student's closed-loop driving
-    score and success (also in LOGDIR/dagger.json). The rollouts are added to the dataset
-    `cfg.train.data` itself. TrainingError when the rounds or episodes do not fit the DAgger index
+    score and success (also in LOGDIR/dagger.json). The rollouts go to the run's own dataset
+    (`aggregate_dir`), never to `cfg.train.data`. TrainingError when the rounds or episodes do not fit the DAgger index
     range (`check_budget`).
     """
     check_budget(cfg)
     history = []
     for r in range(cfg.rounds + 1):
         if r:
+            fork_dataset(Path(cfg.train.data), aggregate_dir(cfg))
             _aggregate(cfg, r, _checkpoint(cfg, r - 1))
         init = str(_checkpoint(cfg, r - 1)) if r else cfg.train.init
-        train(dataclasses.replace(cfg.train, logdir=str(round_dir(cfg, r)), init=init))
+        data = str(aggregate_dir(cfg)) if r else cfg.train.data
+        train(dataclasses.replace(cfg.train, data=data, logdir=str(round_dir(cfg, r)), init=init))
         history.append({"round": r, "checkpoint": str(_checkpoint(cfg, r)), **_closed_loop(cfg, r)})
         _log(cfg, history)
     return history
+
+
+def aggregate_dir(cfg: DaggerConfig) -> Path:
+    """The run's own dataset: the base dataset's episodes and this run's rollouts (module docstring)."""
+    return Path(cfg.train.logdir) / "data"
+
+
+def fork_dataset(base: Path, root: Path) -> None:
+    """`root` as a dataset holding `base`'s episodes (chunks hard-linked, or copied), made once:
+    built beside it and renamed into place, so that an interrupted fork leaves nothing half made."""
+    if (root / "index.jsonl").exists():
+        return
+    if not (base / "index.jsonl").exists():
+        raise DatasetError(f"{base} is not a steerbench dataset (no index.jsonl)")
+    tmp = root.with_name(root.name + ".forking")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rows = DatasetIndex(base).rows
+    for row in rows:
+        target = tmp / row["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(base / row["path"], target)
+        except OSError:  # another file system, or links not allowed
+            shutil.copy2(base / row["path"], target)
+    shutil.copy2(base / "manifest.json", tmp / "manifest.json")
+    atomic_write_text(tmp / "index.jsonl", "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    tmp.rename(root)
 
 
 def _checkpoint(cfg: DaggerConfig, r: int) -> Path:
@@ -102,7 +142,7 @@ def _aggregate(cfg: DaggerConfig, r: int, weights: Path) -> None:
             episodes=cfg.episodes,
             seed=dagger_start(r),
             workers=cfg.workers,
-            out=Path(cfg.train.data),
+            out=aggregate_dir(cfg),
             env=cfg.env,
             driver=_student(cfg, r - 1),
             progress=cfg.progress,

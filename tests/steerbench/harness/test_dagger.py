@@ -60,8 +60,9 @@ def test_one_round_aggregates_retrains_and_scores(data, tmp_path):
                                       env=env, progress=False))
     assert [h["round"] for h in history] == [0, 1]
     assert all(0.0 <= h["merge"]["driving_score"] <= 1.0 for h in history)
-    rollouts = [e for e in iter_episodes(data) if DAGGER.holds(e.split, e.index)]
+    rollouts = [e for e in iter_episodes(tmp_path / "run" / "data") if DAGGER.holds(e.split, e.index)]
     assert len(rollouts) == 1 and rollouts[0].split == "train"
+    assert not [e for e in iter_episodes(data) if DAGGER.holds(e.split, e.index)]  # the base is left as it was
     assert Path(history[1]["checkpoint"]).exists() and "dagger-1" in history[1]["checkpoint"]
     assert json.loads((tmp_path / "run" / "dagger.json").read_text()) == history
 
@@ -70,6 +71,28 @@ def test_one_round_aggregates_retrains_and_scores(data, tmp_path):
     acc = EventAccumulator(str(tmp_path / "run" / "tb"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("dagger/merge/driving_score")] == [0, 1]
+
+
+def test_two_runs_on_one_dataset_keep_their_rollouts_apart(data, tmp_path):
+    """Two training seeds' DAgger on the same base: each student's own rollouts, the base untouched."""
+    env, scenarios = dataset_settings(data)
+    before = (data / "index.jsonl").read_bytes()
+    runs = []
+    for seed in (0, 1):
+        base = TrainConfig(data=str(data), logdir=str(tmp_path / f"s{seed}"), size="S", epochs=1, batch=32,
+                           seed=seed, progress=False)
+        runs.append(run_dagger(DaggerConfig(train=base, rounds=1, scenarios=scenarios, episodes=1, eval_episodes=1,
+                                            env=env, progress=False)))
+    assert (data / "index.jsonl").read_bytes() == before
+    rows = [[json.loads(line) for line in (tmp_path / f"s{seed}" / "data" / "index.jsonl").read_text().splitlines()
+             if DAGGER.holds(json.loads(line)["split"], json.loads(line)["index"])] for seed in (0, 1)]
+    assert [len(r) for r in rows] == [1, 1]
+    assert rows[0][0]["sha256"] != rows[1][0]["sha256"]  # each student drove its own rollout
+    import torch
+
+    first = torch.load(tmp_path / "s1" / "checkpoints" / "best.pt", weights_only=True)
+    trained = first["episodes"]["trained"]["train"]  # the second run's cloning saw the base's episodes only
+    assert trained and not any(DAGGER.holds("train", lo) or DAGGER.holds("train", hi) for lo, hi in trained)
 
 
 def test_warm_start_needs_the_same_network(data, tmp_path):
