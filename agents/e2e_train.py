@@ -38,6 +38,7 @@ from steerbench.sim.storage import atomic_write_json
 
 from .e2e_data import ImitationDataset
 from .e2e_saliency import log_inputs_and_saliency
+from .e2e_schedule import StepPlan, period_order, plan
 from .errors import TrainingError
 from .pilotnet import NetConfig, PilotNet, parameter_count
 
@@ -61,6 +62,10 @@ class TrainConfig:
     init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
     frames: int = 0  # train on the first `frames` train frames only (0: all); order: `first_frames`
     scenarios: tuple[str, ...] = ()  # with `frames`: whose frames, in this order (empty: the dataset's)
+    steps: int = 0  # a step budget: at most this many updates instead of `epochs` (agents/e2e_schedule.py)
+    eval_every: int = 0  # with `steps`: updates between train-dev measurements (0: one pass, 50-1000)
+    patience_steps: int = 0  # with `steps`: updates without a better train-dev loss before stopping (0: auto)
+    schedule: str = "constant"  # with `steps`: learning-rate schedule, constant or cosine (warm-up, decay)
     progress: bool = True
 
 
@@ -151,19 +156,24 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
         state = TrainState(best=float("inf"))
         if cfg.init:
             _warm_start(net, net_cfg, Path(cfg.init))
-    atomic_write_json(run.logdir / "config.json", {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(),
-                                                   "parameters": parameter_count(net)}, indent=2)
+    steps = _step_plan(cfg, len(train_set))
+    settings = {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(), "parameters": parameter_count(net)}
+    if steps is not None:
+        settings["step_plan"] = dataclasses.asdict(steps)
+    atomic_write_json(run.logdir / "config.json", settings, indent=2)
     writer = open_writer(run.logdir, {**dataclasses.asdict(cfg), "parameters": parameter_count(net)})
     for record in state.history if on_epoch else ():
         on_epoch(record)
-    stopping = EarlyStopping(cfg.epochs, cfg.patience, higher_is_better=False)
+    stopping = (EarlyStopping(steps.periods, steps.patience_periods, higher_is_better=False) if steps
+                else EarlyStopping(cfg.epochs, cfg.patience, higher_is_better=False))
     try:
         while stopping.running(state):
             epoch = state.epoch + 1
-            # Shuffling and augmentation draw from one generator per epoch: a resumed run draws
-            # what an uninterrupted one would have.
+            # Shuffling and augmentation draw from one generator per epoch (per period with a step
+            # budget): a resumed run draws what an uninterrupted one would have.
             gen = torch.Generator().manual_seed(cfg.seed + epoch - 1)
-            record = _train_and_log(net, opt, (train_set, dev_set, test_dist_set), cfg, device, gen, epoch, writer)
+            record = _train_and_log(net, opt, (train_set, dev_set, test_dist_set), cfg, device, gen, epoch, writer,
+                                    steps)
             improved = stopping.record(state, epoch, record["train_dev_l1"])
             state.history.append(record)
             if improved:
@@ -185,22 +195,43 @@ def _net_config(full: ImitationDataset, cfg: TrainConfig) -> NetConfig:
                      height=sample.shape[1], width=sample.shape[2], outputs=cfg.outputs)
 
 
+def _step_plan(cfg: TrainConfig, train_samples: int) -> StepPlan | None:
+    """The run's step budget, or None when it trains by epochs."""
+    if not cfg.steps:
+        return None
+    try:
+        return plan(cfg.steps, cfg.eval_every, cfg.patience_steps, cfg.lr, cfg.schedule, train_samples, cfg.batch)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+
+
 def _train_and_log(net: PilotNet, opt: torch.optim.Optimizer, sets: tuple[Subset, Subset, Subset], cfg: TrainConfig,
-                   device: str, gen: torch.Generator, epoch: int, writer) -> dict:
-    """One epoch on the train set, then both held-out sets evaluated and the epoch's curves
-    logged; returns the epoch's history record."""
+                   device: str, gen: torch.Generator, epoch: int, writer, steps: StepPlan | None = None) -> dict:
+    """One epoch (with a step budget: one period) on the train set, then both held-out sets
+    evaluated and the curves logged; returns the epoch's history record."""
     train_set, dev_set, test_dist_set = sets
-    train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
+    start = time.perf_counter()
+    if steps is None:
+        train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
+        x, extra, lr = epoch, {}, cfg.lr
+    else:
+        done = (epoch - 1) * steps.interval
+        train_loss, rate, lr = _period(net, opt, train_set, cfg, device, gen, steps, epoch)
+        x = done + steps.steps_in(epoch)  # TensorBoard's step: updates done
+        extra = {"step": x, "lr": lr}
     dev_loss, dev_steer = _evaluate(net, dev_set, cfg, device)
     test_dist_loss, test_dist_steer = _evaluate(net, test_dist_set, cfg, device)
     for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss),
                        ("losses/dev_l1", test_dist_loss), ("metrics/train_dev_steering_mae", dev_steer),
-                       ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", cfg.lr),
+                       ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", lr),
                        ("time/samples_per_s", rate)):
         if np.isfinite(value):
-            writer.add_scalar(tag, value, epoch)
-    return {"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
-            "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None}
+            writer.add_scalar(tag, value, x)
+    record = {"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
+              "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None}
+    if steps is not None:
+        record.update(extra, seconds=round(time.perf_counter() - start, 2))
+    return record
 
 
 def _warm_start(net: PilotNet, net_cfg: NetConfig, path: Path) -> None:
@@ -211,8 +242,9 @@ def _warm_start(net: PilotNet, net_cfg: NetConfig, path: Path) -> None:
 
 
 def _comparable(cfg: TrainConfig) -> str:
-    """What must match to resume (not `epochs`: a run may be extended)."""
-    return comparable_config(cfg, ("epochs", "progress", "patience"))
+    """What must match to resume (not `epochs` or the patience: a run may be extended; a step
+    budget must match, since the schedule depends on it)."""
+    return comparable_config(cfg, ("epochs", "progress", "patience", "patience_steps"))
 
 
 def _same_run(stored: str, cfg: TrainConfig) -> bool:
@@ -238,6 +270,29 @@ def _epoch(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, 
         total += loss.item() * len(batch[0])
         n += len(batch[0])
     return total / max(n, 1), n / max(time.perf_counter() - start, 1e-9)
+
+
+def _period(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, steps: StepPlan,
+            period: int) -> tuple[float, float, float]:
+    """One period of a step budget: its updates, each at the schedule's learning rate; returns
+    the mean train loss, samples/s and the last learning rate."""
+    net.train()
+    count = steps.steps_in(period)
+    order = period_order(len(data), count * cfg.batch, gen)
+    loader = DataLoader(data, batch_size=cfg.batch, sampler=order, num_workers=0)
+    first, total, n, lr, start = (period - 1) * steps.interval, 0.0, 0, steps.lr, time.perf_counter()
+    bar = tqdm(loader, desc=f"steps {first + 1}-{first + count}", unit="step", leave=False, disable=not cfg.progress)
+    for k, batch in enumerate(bar):
+        lr = steps.lr_at(first + k)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = _loss(net, batch, device, cfg, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(batch[0])
+        n += len(batch[0])
+    return total / max(n, 1), n / max(time.perf_counter() - start, 1e-9), lr
 
 
 @torch.no_grad()

@@ -60,6 +60,16 @@ def _train_e2e_parser(sub) -> None:
     t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
     t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
     t.add_argument("--full", action="store_true", help="also predict acceleration (for --mode full)")
+    b = t.add_argument_group("step budget (instead of --epochs; docs/e2e.md)")
+    b.add_argument("--steps", type=common.non_negative_int, default=0,
+                   help="train for at most this many updates (0: by --epochs)")
+    b.add_argument("--eval-every", type=common.non_negative_int, default=0,
+                   help="updates between train-dev measurements (0: one pass over the data, 50-1000)")
+    b.add_argument("--patience-steps", type=common.non_negative_int, default=0,
+                   help="updates without train-dev improvement before stopping (0: 5 measurements or a fifth "
+                        "of --steps, whichever is more)")
+    b.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
     g = t.add_argument_group("DAgger (after behaviour cloning; docs/e2e.md)")
     g.add_argument("--dagger-rounds", type=common.non_negative_int, default=0,
                    help="DAgger rounds after behaviour cloning (student rollouts labelled by the expert)")
@@ -77,12 +87,14 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
                       batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
-                      outputs=2 if args.full else 1, progress=not args.no_progress)
+                      outputs=2 if args.full else 1, steps=args.steps, eval_every=args.eval_every,
+                      patience_steps=args.patience_steps, schedule=args.schedule, progress=not args.no_progress)
     if args.dagger_rounds:
         return _dagger(args, cfg)
     state = train(cfg)
     for h in state["history"]:
-        print(f"epoch {h['epoch']}: train L1 {h['train_l1']:.4f}, train-dev L1 {h['train_dev_l1']:.4f}")
+        at = f"step {h['step']}" if "step" in h else f"epoch {h['epoch']}"
+        print(f"{at}: train L1 {h['train_l1']:.4f}, train-dev L1 {h['train_dev_l1']:.4f}")
     print(f"best train-dev L1 {state['best']:.4f}; checkpoint {args.logdir / 'checkpoints' / 'best.pt'}")
     return 0
 
