@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from steerbench.sim.composition import shares  # also imported from here: lane_data, agents.e2e_train
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.scenarios import get_scenario
 
@@ -48,12 +49,6 @@ class FrameSet:
 
     def __len__(self) -> int:
         return len(self.frames)
-
-
-def shares(frames: int, scenarios: Sequence[str]) -> dict[str, int]:
-    """An equal share of `frames` per scenario, the first ones one more while it does not divide."""
-    k = len(scenarios)
-    return {s: frames // k + (1 if i < frames % k else 0) for i, s in enumerate(scenarios)}
 
 
 def nominal_steps(scenario: str, split: str, policy_hz: int = 5) -> int:
