@@ -33,7 +33,9 @@ from steerbench.perception.training import (
     save_checkpoint,
     save_last,
 )
-from steerbench.sim.episodes import by_split
+from steerbench.sim.composition import CompositionError, compose
+from steerbench.sim.dataset import DatasetIndex
+from steerbench.sim.episodes import DAGGER, by_split, purpose_of
 from steerbench.sim.storage import atomic_write_json
 
 from .e2e_data import ImitationDataset
@@ -60,8 +62,9 @@ class TrainConfig:
     noise_sd: float = 4.0  # augmentation: Gaussian pixel noise [grey levels]
     holdout: float = 0.1  # share of train episodes held out when the data has no train-dev split
     init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
-    frames: int = 0  # train on the first `frames` train frames only (0: all); order: `first_frames`
+    frames: int = 0  # train on `frames` train frames only (0: all); which: `first_frames` or `composed`
     scenarios: tuple[str, ...] = ()  # with `frames`: whose frames, in this order (empty: the dataset's)
+    composed: bool = False  # with `frames`: sim.composition's balanced mix instead of the first frames
     steps: int = 0  # a step budget: at most this many updates instead of `epochs` (agents/e2e_schedule.py)
     eval_every: int = 0  # with `steps`: updates between train-dev measurements (0: one pass, 50-1000)
     patience_steps: int = 0  # with `steps`: updates without a better train-dev loss before stopping (0: auto)
@@ -89,7 +92,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
     if not len(train):
         raise TrainingError(f"{cfg.data} has no train-split episodes")
     if cfg.frames:
-        train = first_frames(full, train, cfg.frames, cfg.scenarios)
+        pick = composed_frames if cfg.composed else first_frames
+        train = pick(full, train, cfg.frames, cfg.scenarios)
     if not len(dev):  # hold out whole episodes: neighbouring frames would leak
         episode = full.index[train, 0]
         ids = np.unique(episode)
@@ -117,6 +121,26 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
                                 f"{share} needed for --frames {frames}")
         chosen.append(mine[:share])
     return np.concatenate(chosen)
+
+
+def composed_frames(full: ImitationDataset, candidates: np.ndarray, frames: int,
+                    scenarios: Sequence[str]) -> np.ndarray:
+    """`frames` of the expert's episodes among `candidates` in sim.composition's mix (equal shares
+    per scenario, a fixed DART share, spread over a pool of episodes), plus every DAgger rollout
+    among them: a DAgger student at N trains on the same N expert frames as behaviour cloning."""
+    episode = full.index[candidates, 0]
+    rollout = np.array([purpose_of("train", full.episodes[e].index) == DAGGER.name for e in episode], dtype=bool)
+    rows = {(r["scenario"], r["index"]): r for r in DatasetIndex(full.root).rows if r["split"] == "train"}
+    expert = np.unique(episode[~rollout])
+    names = list(scenarios) or list(dict.fromkeys(full.episodes[e].scenario for e in expert))
+    try:
+        picks = compose([rows[(full.episodes[e].scenario, full.episodes[e].index)] for e in expert], frames, names)
+    except CompositionError as exc:
+        raise TrainingError(f"{full.root}: {exc}") from None
+    position = {(full.episodes[e].scenario, full.episodes[e].index, int(t)): i
+                for i, (e, t) in zip(candidates, full.index[candidates])}
+    chosen = np.array([position[(p.scenario, p.index, p.step)] for p in picks], dtype=np.int64)
+    return np.concatenate([chosen, candidates[rollout]])
 
 
 def _episodes_of(full: ImitationDataset, subset: Subset) -> dict[str, list[list[int]]]:

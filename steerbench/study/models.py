@@ -14,6 +14,8 @@ A model counts as present when its `checkpoints/best.pt` exists and its run fini
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -53,12 +55,29 @@ class Budget:
     lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
     lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
-    frames: int = 0  # `scale`: both contestants train on the first `frames` train frames (0: all)
+    frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composed`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
+    passes: float = 0.0  # `scale`: with `frames`, the networks train by a step budget of max(min_steps,
+    #                      passes x frames / batch) updates (0: by epochs, `samples` above)
+    min_steps: int = 2000  # the least step budget at any N
+    schedule: str = "cosine"  # the step budget's learning-rate schedule (agents/e2e_schedule.py)
+    lrs: tuple[tuple[str, float], ...] = ()  # learning rate per network size, e.g. (("M", 1e-3),) (a tune sweep's)
+    composed: bool = False  # `scale`: with `frames`, sim.composition's mix instead of the first frames
     workers: int = 1  # processes for data collection
     progress: bool = True
     backend: Backend = Backend()  # where data collection runs (docs/ray.md)
+
+    def e2e_steps(self, batch: int = 64) -> int:
+        """The networks' step budget at this budget's `frames` (0: they train by epochs): it never
+        shrinks as `frames` grows."""
+        if not (self.frames and self.passes):
+            return 0
+        return max(self.min_steps, math.ceil(self.passes * self.frames / batch))
+
+    def lr(self, size: str) -> float:
+        """The learning rate of network `size`: the budget's, else train-e2e's default."""
+        return dict(self.lrs).get(size, TrainConfig.lr)
 
     def epochs(self, least: int) -> int:
         """Epochs for a model whose own budget is `least`: with `frames` and `samples` set,
@@ -96,18 +115,51 @@ class Models:
         return self.root / "data"
 
     def e2e_dir(self, size: str, seed: int) -> Path:
-        """The train-e2e run of network `size` with training seed `seed` (name suffixed -n<frames> when the
-        budget sets `frames`)."""
-        return self.root / _suffixed(f"e2e-{size}-s{seed}", self.budget.frames)
+        """The train-e2e run of network `size` with training seed `seed` (with `frames`: named
+        e2e-<size>-s<seed>-n<frames>-<identity>, see `identity`)."""
+        return Path(self.e2e_config(size, seed).logdir)
+
+    def e2e_config(self, size: str, seed: int) -> TrainConfig:
+        """What `e2e` trains for network `size` and training seed `seed`."""
+        b = self.budget
+        cfg = TrainConfig(data=str(self.data), logdir="", size=size, epochs=b.epochs(b.e2e_epochs), seed=seed,
+                          lr=b.lr(size), frames=b.frames, scenarios=b.scenarios, composed=b.composed,
+                          steps=b.e2e_steps(), schedule=b.schedule if b.e2e_steps() else "constant",
+                          outputs=2 if self.env.mode == "full" else 1, progress=b.progress)
+        return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"e2e-{size}-s{seed}", cfg)))
+
+    def _name(self, base: str, cfg: object) -> str:
+        """`base`, or with `frames` `base`-n<frames>-<identity>: a model trained under another
+        budget is another model, never silently reused."""
+        return f"{base}-n{self.budget.frames}-{identity(cfg)}" if self.budget.frames else base
 
     def detector_dir(self, seed: int) -> Path:
-        """The train-detector run with training seed `seed` (name suffixed -n<frames> when the budget sets
-        `frames`)."""
-        return self.root / _suffixed(f"detector-s{seed}", self.budget.frames)
+        """The train-detector run with training seed `seed` (with `frames`: suffixed like `e2e_dir`)."""
+        return Path(self.detector_config(seed).logdir)
 
     def lanes_dir(self, seed: int) -> Path:
-        """The train-lanes run with training seed `seed` (name suffixed -n<frames> when the budget sets `frames`)."""
-        return self.root / _suffixed(f"lanes-s{seed}", self.budget.frames)
+        """The train-lanes run with training seed `seed` (with `frames`: suffixed like `e2e_dir`)."""
+        return Path(self.lanes_config(seed).logdir)
+
+    def detector_config(self, seed: int):
+        """What `detector` trains with training seed `seed` (a DetectorTrainConfig)."""
+        from steerbench.perception.learned_train import DetectorTrainConfig
+
+        b = self.budget
+        cfg = DetectorTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
+                                  frames=b.frames or b.detector_frames, eval_frames=b.detector_eval_frames,
+                                  epochs=b.epochs(b.detector_epochs), seed=seed, progress=b.progress)
+        return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"detector-s{seed}", cfg)))
+
+    def lanes_config(self, seed: int):
+        """What `lanes` trains with training seed `seed` (a LaneTrainConfig)."""
+        from steerbench.perception.lane_train import LaneTrainConfig
+
+        b = self.budget
+        cfg = LaneTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
+                              frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
+                              epochs=b.epochs(b.lane_epochs), seed=seed, progress=b.progress)
+        return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"lanes-s{seed}", cfg)))
 
     def ensure_data(self) -> Path:
         """Collect what is missing (resumable: recorded episodes are kept). With `frames`, the
@@ -150,38 +202,16 @@ class Models:
 
     def e2e(self, size: str, seed: int) -> Path:
         """The best checkpoint of network `size` trained with `seed`, trained now if missing."""
-        run = self.e2e_dir(size, seed)
-        cfg = TrainConfig(
-            data=str(self.data),
-            logdir=str(run),
-            size=size,
-            epochs=self.budget.epochs(self.budget.e2e_epochs),
-            seed=seed,
-            frames=self.budget.frames,
-            scenarios=self.budget.scenarios,
-            outputs=2 if self.env.mode == "full" else 1,
-            progress=self.budget.progress,
-        )
-        return self._ensure(f"train e2e-{size} seed {seed}", run, lambda: train(cfg))
+        cfg = self.e2e_config(size, seed)
+        return self._ensure(f"train e2e-{size} seed {seed}", Path(cfg.logdir), lambda: train(cfg))
 
     def detector(self, seed: int) -> Path:
         """The best checkpoint of the learned detector trained with `seed`, trained now if missing
         (a DetectorError of its training becomes a TrainingError)."""
         from steerbench.perception.learned import DetectorError
-        from steerbench.perception.learned_train import DetectorTrainConfig, prepare_data, train_detector
+        from steerbench.perception.learned_train import prepare_data, train_detector
 
-        run = self.detector_dir(seed)
-        b = self.budget
-        cfg = DetectorTrainConfig(
-            data=str(self.data),
-            logdir=str(run),
-            scenarios=b.scenarios,
-            frames=b.frames or b.detector_frames,
-            eval_frames=b.detector_eval_frames,
-            epochs=b.epochs(b.detector_epochs),
-            seed=seed,
-            progress=b.progress,
-        )
+        cfg = self.detector_config(seed)
 
         def fit() -> None:
             try:
@@ -190,18 +220,15 @@ class Models:
             except DetectorError as exc:
                 raise TrainingError(f"detector seed {seed}: {exc}") from None
 
-        return self._ensure(f"train detector seed {seed}", run, fit)
+        return self._ensure(f"train detector seed {seed}", Path(cfg.logdir), fit)
 
     def lanes(self, seed: int) -> Path:
         """The best checkpoint of the learned lane model trained with `seed`, trained now if missing
         (a LaneModelError of its training becomes a TrainingError)."""
         from steerbench.perception.lane_model import LaneModelError
-        from steerbench.perception.lane_train import LaneTrainConfig, train_lanes
+        from steerbench.perception.lane_train import train_lanes
 
-        run, b = self.lanes_dir(seed), self.budget
-        cfg = LaneTrainConfig(data=str(self.data), logdir=str(run), scenarios=b.scenarios,
-                              frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
-                              epochs=b.epochs(b.lane_epochs), seed=seed, progress=b.progress)
+        cfg = self.lanes_config(seed)
 
         def fit() -> None:
             try:
@@ -209,7 +236,7 @@ class Models:
             except LaneModelError as exc:
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 
-        return self._ensure(f"train lanes seed {seed}", run, fit)
+        return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit)
 
     def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
         best = run / "checkpoints" / "best.pt"
@@ -228,8 +255,11 @@ class Models:
         return best
 
 
-def _suffixed(name: str, frames: int) -> str:
-    return f"{name}-n{frames}" if frames else name
+def identity(cfg: object) -> str:
+    """8 hex digits of a training configuration (a dataclass) without its paths and display
+    settings: equal for the same budget, different for another."""
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "logdir", "progress")}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:8]
 
 
 def _finished(run: Path) -> bool:

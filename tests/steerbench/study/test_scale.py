@@ -50,9 +50,9 @@ def test_csv_figure_report_and_tensorboard(scaled):
 def test_models_trained_on_the_first_n_frames(scaled):
     out, cfg = scaled
     models = out.run_dir / "models"
-    for n in SIZES:
-        assert (models / f"e2e-S-s0-n{n}" / "checkpoints" / "best.pt").exists()
-        assert (models / f"detector-s0-n{n}" / "checkpoints" / "best.pt").exists()
+    for n in SIZES:  # named by N and the budget's identity
+        assert len(list(models.glob(f"e2e-S-s0-n{n}-????????/checkpoints/best.pt"))) == 1
+        assert len(list(models.glob(f"detector-s0-n{n}-????????/checkpoints/best.pt"))) == 1
     data = ImitationDataset(models / "data")
     train = np.flatnonzero([data.episodes[e].split == "train" for e, _ in data.index])
     first = first_frames(data, train, 40, ("merge",))
