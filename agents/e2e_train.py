@@ -61,6 +61,7 @@ class TrainConfig:
     init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
     frames: int = 0  # train on the first `frames` train frames only (0: all); order: `first_frames`
     scenarios: tuple[str, ...] = ()  # with `frames`: whose frames, in this order (empty: the dataset's)
+    samples: str = ""  # a sample list (JSON, ImitationDataset.selected; DAgger's replay buffer); "": all samples
     progress: bool = True
 
 
@@ -80,6 +81,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
         raise TrainingError(f"cannot read dataset {cfg.data}: {exc}") from None
     split_of = np.array([full.episodes[e].split for e, _ in full.index])
     train = np.flatnonzero(split_of == "train")
+    if cfg.samples:  # a sample list (DAgger's replay buffer): only the train samples it names
+        train = train[full.selected(Path(cfg.samples))[train]]
     dev = np.flatnonzero(split_of == "train-dev")
     if not len(train):
         raise TrainingError(f"{cfg.data} has no train-split episodes")
