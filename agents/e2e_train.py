@@ -69,6 +69,7 @@ class TrainConfig:
     eval_every: int = 0  # with `steps`: updates between train-dev measurements (0: one pass, 50-1000)
     patience_steps: int = 0  # with `steps`: updates without a better train-dev loss before stopping (0: auto)
     schedule: str = "constant"  # with `steps`: learning-rate schedule, constant or cosine (warm-up, decay)
+    samples: str = ""  # a sample list (JSON, ImitationDataset.selected; DAgger's replay buffer); "": all samples
     progress: bool = True
 
 
@@ -88,6 +89,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
         raise TrainingError(f"cannot read dataset {cfg.data}: {exc}") from None
     split_of = np.array([full.episodes[e].split for e, _ in full.index])
     train = np.flatnonzero(split_of == "train")
+    if cfg.samples:  # a sample list (DAgger's replay buffer): only the train samples it names
+        train = train[full.selected(Path(cfg.samples))[train]]
     dev = np.flatnonzero(split_of == "train-dev")
     if not len(train):
         raise TrainingError(f"{cfg.data} has no train-split episodes")

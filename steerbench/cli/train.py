@@ -79,6 +79,20 @@ def _train_e2e_parser(sub) -> None:
                    help="closed-loop episodes per scenario after each round")
     g.add_argument("--dagger-scenarios", default=None,
                    help="where to roll out (default: the dataset's train scenarios)")
+    g.add_argument("--dagger-buffer", type=common.non_negative_int, default=None, metavar="FRAMES",
+                   help="DA-RB: a replay buffer of at most FRAMES rollout frames, those where the student errs "
+                        "most (default 0: no bound, plain DAgger); the base data always stays")
+    g.add_argument("--dagger-critical", type=_share, default=None, metavar="SHARE",
+                   help="DA-RB: keep this share of each rollout's states, where the student errs most "
+                        "(default 1: all)")
+
+
+def _share(text: str) -> float:
+    """argparse type: a share in (0, 1]."""
+    value = common.positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
+    return value
 
 
 def cmd_train_e2e(args: argparse.Namespace) -> int:
@@ -91,6 +105,8 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
                       patience_steps=args.patience_steps, schedule=args.schedule, progress=not args.no_progress)
     if args.dagger_rounds:
         return _dagger(args, cfg)
+    if args.dagger_buffer is not None or args.dagger_critical is not None:
+        raise common.UsageError("--dagger-buffer and --dagger-critical need --dagger-rounds")
     state = train(cfg)
     for h in state["history"]:
         at = f"step {h['step']}" if "step" in h else f"epoch {h['epoch']}"
@@ -113,10 +129,13 @@ def _dagger(args: argparse.Namespace, train_cfg) -> int:
         train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios, episodes=args.dagger_episodes,
         eval_episodes=args.dagger_eval_episodes, workers=args.workers, env=env, progress=not args.no_progress,
         backend=common.backend(args),
+        buffer=args.dagger_buffer or 0, critical=1.0 if args.dagger_critical is None else args.dagger_critical,
     ))
     for h in history:
         scores = ", ".join(f"{s} {h[s]['driving_score']:.2f}" for s in scenarios if s in h)
-        print(f"round {h['round']}: driving score {scores}; checkpoint {h['checkpoint']}")
+        held = (f"; buffer {h['buffer']['frames']} rollout frames, base share {h['buffer']['base_share']:.2f}"
+                if "buffer" in h else "")
+        print(f"round {h['round']}: driving score {scores}; checkpoint {h['checkpoint']}{held}")
     print(f"per-round scores: {args.logdir / 'dagger.json'}   TensorBoard: tensorboard --logdir {args.logdir}")
     return 0
 
