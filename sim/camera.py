@@ -24,6 +24,7 @@ os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from highway_env.envs.common.graphics import EnvViewer  # noqa: E402
+from highway_env.road.graphics import WorldSurface  # noqa: E402
 
 from .fastroad import only_lanes_near  # noqa: E402
 from .types import CameraConfig  # noqa: E402
@@ -99,9 +100,7 @@ class Camera:
         ego_px = np.full(2, self.canvas / 2)  # the viewer centres the canvas on the ego
         c, si = np.cos(pose.heading), np.sin(pose.heading)
         rot = np.array([[c, si], [-si, c]])  # world-aligned -> ego-aligned
-        target = np.round(
-            [self.config.centering[0] * self.config.width, self.config.centering[1] * self.config.height]
-        )
+        target = ego_pixel(self.config)
         return np.hstack([rot, (target - rot @ ego_px)[:, None]])
 
     def _canvas_to_output(self, canvas_px: np.ndarray, pose: Pose) -> np.ndarray:
@@ -143,5 +142,15 @@ class Camera:
         return self._canvas_to_output(center + corners @ rot.T, pose)
 
 
+def ego_pixel(config: CameraConfig) -> np.ndarray:
+    """(u, v) output-pixel corner coordinates where the ego's position lands (u along its heading,
+    v to its right): the configured centering, rounded to a pixel corner."""
+    return np.round([config.centering[0] * config.width, config.centering[1] * config.height])
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.dot(rgb[..., :3], GRAY_WEIGHTS).clip(0, 255).astype(np.uint8)
+
+
+BACKGROUND_RGB = tuple(WorldSurface.GREY)  # what the renderer fills the world with (road and verge alike)
+BACKGROUND_GREY = int(to_gray(np.array(BACKGROUND_RGB)))  # 99 (the weights sum to 0.9999, truncated)
