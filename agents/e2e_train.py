@@ -17,8 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
+from torch.utils.data import Subset
 
 from steerbench.perception.detector_data import shares
 from steerbench.perception.training import (
@@ -38,9 +37,12 @@ from steerbench.sim.dataset import DatasetIndex
 from steerbench.sim.episodes import DAGGER, by_split, purpose_of
 from steerbench.sim.storage import atomic_write_json
 
+from . import e2e_loop
 from .e2e_data import ImitationDataset
+from .e2e_displace import Displacer
 from .e2e_saliency import log_inputs_and_saliency
-from .e2e_schedule import StepPlan, period_order, plan
+from .e2e_schedule import StepPlan, plan
+from .e2e_viewpoint import Viewpoint
 from .errors import TrainingError
 from .pilotnet import NetConfig, PilotNet, parameter_count
 
@@ -69,16 +71,10 @@ class TrainConfig:
     eval_every: int = 0  # with `steps`: updates between train-dev measurements (0: one pass, 50-1000)
     patience_steps: int = 0  # with `steps`: updates without a better train-dev loss before stopping (0: auto)
     schedule: str = "constant"  # with `steps`: learning-rate schedule, constant or cosine (warm-up, decay)
+    viewpoint: float = 0.0  # share of samples seen from a displaced ego, label corrected (0: off; e2e_viewpoint)
+    viewpoint_recover_s: float = 2.0  # its label's horizon: back on the recorded path this far ahead [s]
     samples: str = ""  # a sample list (JSON, ImitationDataset.selected; DAgger's replay buffer); "": all samples
     progress: bool = True
-
-
-def _augment(frames: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """Brightness and sensor noise: photometric only, so the steering label stays valid."""
-    x = frames.float()
-    scale = 1.0 + (torch.rand(len(x), *([1] * (x.dim() - 1)), generator=gen) * 2 - 1) * cfg.brightness
-    x = x * scale + torch.randn(x.shape, generator=gen) * cfg.noise_sd
-    return x.clamp(0, 255).to(torch.uint8)
 
 
 def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Subset, Subset]:
@@ -152,14 +148,6 @@ def _episodes_of(full: ImitationDataset, subset: Subset) -> dict[str, list[list[
     return by_split((full.episodes[e].split, full.episodes[e].index) for e in ids)
 
 
-def _loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generator | None) -> torch.Tensor:
-    frames, speed, command, target = batch
-    if gen is not None:
-        frames = _augment(frames, cfg, gen)
-    out = net(frames.to(device), speed.to(device), command.to(device))
-    return torch.nn.functional.l1_loss(out, target.to(device).float())
-
-
 def load_checkpoint(path: Path) -> dict:
     """A train-e2e checkpoint (best.pt or last.pt), read with `weights_only=True`; TrainingError otherwise."""
     return read_checkpoint(path, TrainingError, f"no checkpoint at {path}")
@@ -183,7 +171,7 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
         state = TrainState(best=float("inf"))
         if cfg.init:
             _warm_start(net, net_cfg, Path(cfg.init))
-    steps = _step_plan(cfg, len(train_set))
+    steps, displace = _step_plan(cfg, len(train_set)), _displacer(cfg, full)
     settings = {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(), "parameters": parameter_count(net)}
     if steps is not None:
         settings["step_plan"] = dataclasses.asdict(steps)
@@ -199,8 +187,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
             # Shuffling and augmentation draw from one generator per epoch (per period with a step
             # budget): a resumed run draws what an uninterrupted one would have.
             gen = torch.Generator().manual_seed(cfg.seed + epoch - 1)
-            record = _train_and_log(net, opt, (train_set, dev_set, test_dist_set), cfg, device, gen, epoch, writer,
-                                    steps)
+            record = _train_and_log(net, opt, (train_set, dev_set, test_dist_set), _Loop(cfg, device, writer, steps,
+                                    displace), gen, epoch)
             improved = stopping.record(state, epoch, record["train_dev_l1"])
             state.history.append(record)
             if improved:
@@ -232,28 +220,51 @@ def _step_plan(cfg: TrainConfig, train_samples: int) -> StepPlan | None:
         raise TrainingError(str(exc)) from None
 
 
-def _train_and_log(net: PilotNet, opt: torch.optim.Optimizer, sets: tuple[Subset, Subset, Subset], cfg: TrainConfig,
-                   device: str, gen: torch.Generator, epoch: int, writer, steps: StepPlan | None = None) -> dict:
+def _displacer(cfg: TrainConfig, full: ImitationDataset) -> Displacer | None:
+    """Viewpoint augmentation for this dataset's frames, or None when it is off."""
+    if not cfg.viewpoint:
+        return None
+    try:
+        view = Viewpoint(prob=cfg.viewpoint, recover_s=cfg.viewpoint_recover_s)
+    except ValueError as exc:
+        raise TrainingError(f"viewpoint augmentation: {exc}") from None
+    scenario = [full.episodes[e].scenario for e in full.index[:, 0]]
+    return Displacer.for_dataset(full.root, [ep.scenario for ep in full.episodes], scenario, view)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What every epoch of one run shares."""
+
+    cfg: TrainConfig
+    device: str
+    writer: object  # the TensorBoard SummaryWriter
+    steps: StepPlan | None  # the step budget, or None: by epochs
+    displace: Displacer | None  # viewpoint augmentation, or None
+
+
+def _train_and_log(net: PilotNet, opt: torch.optim.Optimizer, sets: tuple[Subset, Subset, Subset], loop: _Loop,
+                   gen: torch.Generator, epoch: int) -> dict:
     """One epoch (with a step budget: one period) on the train set, then both held-out sets
     evaluated and the curves logged; returns the epoch's history record."""
-    train_set, dev_set, test_dist_set = sets
+    (train_set, dev_set, test_dist_set), cfg, steps = sets, loop.cfg, loop.steps
     start = time.perf_counter()
     if steps is None:
-        train_loss, rate = _epoch(net, opt, train_set, cfg, device, gen, epoch)
+        train_loss, rate = e2e_loop.epoch(net, opt, train_set, cfg, loop.device, gen, epoch, loop.displace)
         x, extra, lr = epoch, {}, cfg.lr
     else:
-        done = (epoch - 1) * steps.interval
-        train_loss, rate, lr = _period(net, opt, train_set, cfg, device, gen, steps, epoch)
-        x = done + steps.steps_in(epoch)  # TensorBoard's step: updates done
+        train_loss, rate, lr = e2e_loop.period(net, opt, train_set, cfg, loop.device, gen, steps, epoch,
+                                               loop.displace)
+        x = (epoch - 1) * steps.interval + steps.steps_in(epoch)  # TensorBoard's step: updates done
         extra = {"step": x, "lr": lr}
-    dev_loss, dev_steer = _evaluate(net, dev_set, cfg, device)
-    test_dist_loss, test_dist_steer = _evaluate(net, test_dist_set, cfg, device)
+    dev_loss, dev_steer = e2e_loop.evaluate(net, dev_set, loop.device)
+    test_dist_loss, test_dist_steer = e2e_loop.evaluate(net, test_dist_set, loop.device)
     for tag, value in (("losses/train_l1", train_loss), ("losses/train_dev_l1", dev_loss),
                        ("losses/dev_l1", test_dist_loss), ("metrics/train_dev_steering_mae", dev_steer),
                        ("metrics/dev_steering_mae", test_dist_steer), ("charts/learning_rate", lr),
                        ("time/samples_per_s", rate)):
         if np.isfinite(value):
-            writer.add_scalar(tag, value, x)
+            loop.writer.add_scalar(tag, value, x)
     record = {"epoch": epoch, "train_l1": train_loss, "train_dev_l1": dev_loss,
               "dev_l1": test_dist_loss if np.isfinite(test_dist_loss) else None}
     if steps is not None:
@@ -283,56 +294,3 @@ def _same_run(stored: str, cfg: TrainConfig) -> bool:
         return {k: v for k, v in d.items() if k not in defaults or json.loads(json.dumps(defaults[k])) != v}
 
     return norm(json.loads(stored)) == norm(json.loads(_comparable(cfg)))
-
-
-def _epoch(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, epoch: int) -> tuple[float, float]:
-    net.train()
-    loader = DataLoader(data, batch_size=cfg.batch, shuffle=True, generator=gen, num_workers=0)
-    total, n, start = 0.0, 0, time.perf_counter()
-    for batch in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):
-        loss = _loss(net, batch, device, cfg, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(batch[0])
-        n += len(batch[0])
-    return total / max(n, 1), n / max(time.perf_counter() - start, 1e-9)
-
-
-def _period(net, opt, data, cfg: TrainConfig, device: str, gen: torch.Generator, steps: StepPlan,
-            period: int) -> tuple[float, float, float]:
-    """One period of a step budget: its updates, each at the schedule's learning rate; returns
-    the mean train loss, samples/s and the last learning rate."""
-    net.train()
-    count = steps.steps_in(period)
-    order = period_order(len(data), count * cfg.batch, gen)
-    loader = DataLoader(data, batch_size=cfg.batch, sampler=order, num_workers=0)
-    first, total, n, lr, start = (period - 1) * steps.interval, 0.0, 0, steps.lr, time.perf_counter()
-    bar = tqdm(loader, desc=f"steps {first + 1}-{first + count}", unit="step", leave=False, disable=not cfg.progress)
-    for k, batch in enumerate(bar):
-        lr = steps.lr_at(first + k)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = _loss(net, batch, device, cfg, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(batch[0])
-        n += len(batch[0])
-    return total / max(n, 1), n / max(time.perf_counter() - start, 1e-9), lr
-
-
-@torch.no_grad()
-def _evaluate(net, data, cfg: TrainConfig, device: str) -> tuple[float, float]:
-    """Mean L1 over all outputs and the steering MAE alone (the same when only steering is learned)."""
-    if not len(data):
-        return float("nan"), float("nan")
-    net.eval()
-    total, steer, n = 0.0, 0.0, 0
-    for frames, speed, command, target in DataLoader(data, batch_size=256, shuffle=False):
-        out = net(frames.to(device), speed.to(device), command.to(device))
-        err = (out - target.to(device).float()).abs()
-        total += err.mean().item() * len(frames)
-        steer += err[:, -1].sum().item()
-        n += len(frames)
-    return total / n, steer / n

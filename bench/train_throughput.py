@@ -2,10 +2,10 @@
 
 Method. A small dataset (the expert on the highway, `collect()`; or `--data DIR`) is split as
 train-e2e splits it (`_splits`: train episodes minus the held-out train-dev ones). Side A runs one
-epoch of train-e2e's own loop, `agents/e2e_train.py:_epoch` (its DataLoader over
+epoch of train-e2e's own loop, `agents/e2e_loop.py:epoch` (its DataLoader over
 `ImitationDataset`, which rebuilds each sample's frame stack, batch 64, shuffled, augmentation,
 L1 loss, Adam, `loss.item()` per batch). Side B runs one epoch over the same train samples,
-stacked beforehand into tensors in memory: a `randperm`, slices of 64, the same `_augment`
+stacked beforehand into tensors in memory: a `randperm`, slices of 64, the same `photometric`
 (augmentation ON on both sides: brightness and noise on the CPU, as in train-e2e), the same
 device transfer, loss, optimiser step and `loss.item()`. Both sides start from the same freshly
 seeded PilotNet M and a new Adam (lr 1e-3); only the epoch is timed (not building the tensors). The
@@ -30,7 +30,9 @@ import torch
 from benchlib import ratio_line
 from torch.utils.data import Subset
 
-from steerbench.agents.e2e_train import TrainConfig, _augment, _epoch, _splits
+from steerbench.agents.e2e_loop import epoch as train_epoch
+from steerbench.agents.e2e_loop import photometric
+from steerbench.agents.e2e_train import TrainConfig, _splits
 from steerbench.agents.pilotnet import NetConfig, PilotNet
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.collect import CollectConfig, collect
@@ -55,7 +57,7 @@ def harness_epoch(train_set: Subset, net_cfg: NetConfig, cfg: TrainConfig, devic
     gen = torch.Generator().manual_seed(cfg.seed)
     sync(device)
     t0 = time.perf_counter()
-    _epoch(net, opt, train_set, cfg, device, gen, 1)
+    train_epoch(net, opt, train_set, cfg, device, gen, 1)
     sync(device)
     return time.perf_counter() - t0
 
@@ -69,7 +71,7 @@ def bare_epoch(tensors: tuple[torch.Tensor, ...], net_cfg: NetConfig, cfg: Train
     t0 = time.perf_counter()
     total = 0.0
     for idx in torch.randperm(len(frames), generator=gen).split(cfg.batch):
-        x = _augment(frames[idx], cfg, gen)
+        x = photometric(frames[idx], cfg, gen)
         out = net(x.to(device), speed[idx].to(device), command[idx].to(device))
         loss = torch.nn.functional.l1_loss(out, target[idx].to(device).float())
         opt.zero_grad()

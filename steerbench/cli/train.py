@@ -70,6 +70,11 @@ def _train_e2e_parser(sub) -> None:
                         "of --steps, whichever is more)")
     b.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
+    t.add_argument("--viewpoint", type=_share_or_zero, default=0.0,
+                   help="share of samples seen from a displaced ego (up to 1 m, 5 deg) with the steering label "
+                        "corrected back to the path, PilotNet's augmentation (0: off; docs/e2e.md)")
+    t.add_argument("--viewpoint-recover", type=common.positive(float), default=2.0, metavar="SECONDS",
+                   help="the corrected label's horizon: back on the recorded path this far ahead")
     g = t.add_argument_group("DAgger (after behaviour cloning; docs/e2e.md)")
     g.add_argument("--dagger-rounds", type=common.non_negative_int, default=0,
                    help="DAgger rounds after behaviour cloning (student rollouts labelled by the expert)")
@@ -95,6 +100,14 @@ def _share(text: str) -> float:
     return value
 
 
+def _share_or_zero(text: str) -> float:
+    """argparse type: a share in [0, 1]."""
+    value = common.number(float, 0.0, strict=False)(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def cmd_train_e2e(args: argparse.Namespace) -> int:
     """`steerbench train-e2e`: behaviour cloning, then DAgger rounds when asked for."""
     from steerbench.agents.e2e_train import TrainConfig, train
@@ -102,7 +115,8 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
     cfg = TrainConfig(data=str(args.data), logdir=str(args.logdir), size=args.size, epochs=args.epochs,
                       batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
                       outputs=2 if args.full else 1, steps=args.steps, eval_every=args.eval_every,
-                      patience_steps=args.patience_steps, schedule=args.schedule, progress=not args.no_progress)
+                      patience_steps=args.patience_steps, schedule=args.schedule, viewpoint=args.viewpoint,
+                      viewpoint_recover_s=args.viewpoint_recover, progress=not args.no_progress)
     if args.dagger_rounds:
         return _dagger(args, cfg)
     if args.dagger_buffer is not None or args.dagger_critical is not None:

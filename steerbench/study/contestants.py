@@ -25,7 +25,8 @@ class Contestant:
     target: str  # module:Class
     options: tuple[tuple[str, str], ...] = ()
     # (option, model) per model it drives with: the option takes the checkpoint; a model is
-    # "detector", "lanes" or "e2e-<size>". Every model of one copy has that copy's training seed.
+    # "detector", "lanes", "e2e-<size>" or "dagger-<size>" (DA-RB on that network). Every model of
+    # one copy has that copy's training seed.
     models: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -48,7 +49,8 @@ def _weights(models: Models, model: str, seed: int):
         return models.detector(seed)
     if model == "lanes":
         return models.lanes(seed)
-    return models.e2e(model.split("-", 1)[1], seed)
+    kind, size = model.split("-", 1)
+    return models.dagger(size, seed) if kind == "dagger" else models.e2e(size, seed)
 
 
 def _modular(detector: str, lanes: str) -> Contestant:
@@ -61,6 +63,11 @@ def _modular(detector: str, lanes: str) -> Contestant:
 
 def _e2e(size: str) -> Contestant:
     return Contestant(f"e2e-{size}", "e2e", resolve("e2e"), (), (("checkpoint", f"e2e-{size}"),))
+
+
+def dagger_contestant(size: str) -> Contestant:
+    """The network `size` after DA-RB rounds (`scale`'s DAgger curve; not in compare's line-up)."""
+    return Contestant(f"e2e-{size}-dagger", "e2e", resolve("e2e"), (), (("checkpoint", f"dagger-{size}"),))
 
 
 def lineup() -> dict[str, Contestant]:

@@ -28,7 +28,7 @@ from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect
-from steerbench.sim.episodes import EVAL_START, data_start
+from steerbench.sim.episodes import DAGGER, EVAL_START, data_start
 from steerbench.sim.runner import EnvSettings
 
 HELD_OUT_SPLITS = ("train-dev", "dev")
@@ -64,6 +64,10 @@ class Budget:
     schedule: str = "cosine"  # the step budget's learning-rate schedule (agents/e2e_schedule.py)
     lrs: tuple[tuple[str, float], ...] = ()  # learning rate per network size, e.g. (("M", 1e-3),) (a tune sweep's)
     composed: bool = False  # `scale`: with `frames`, sim.composition's mix instead of the first frames
+    dagger_rounds: int = 2  # `scale`'s DAgger curve: DA-RB rounds after behaviour cloning
+    dagger_episodes: int = 10  # its student rollouts per scenario and round
+    dagger_buffer: float = 0.5  # its replay buffer, as a share of `frames` [frames of rollouts kept]
+    dagger_critical: float = 0.5  # the share of each rollout's states kept, where the student errs most
     workers: int = 1  # processes for data collection
     progress: bool = True
     backend: Backend = Backend()  # where data collection runs (docs/ray.md)
@@ -170,12 +174,36 @@ class Models:
         before, start = self._episodes(), time.perf_counter()
         for split, episodes in (("train", b.train_episodes), *((s, b.heldout_episodes) for s in HELD_OUT_SPLITS)):
             self._collect(b.scenarios, split, episodes)
-        if b.frames:
+        if b.frames and b.composed:
+            self._ensure_composed()
+        elif b.frames:
             ensure_frames(self.data, "train", b.scenarios, b.frames, 1, self._collect_one, self.env.policy_hz)
         added = self._episodes() - before
         if added:
             self.timings.append(Timing(f"collect data ({added} episodes)", time.perf_counter() - start, True))
         return self.data
+
+    def _ensure_composed(self) -> None:
+        """Collect train episodes until every stratum of sim.composition's mix for `frames` has its
+        full pool (collection decides an episode's noise by its seed: about half are noisy)."""
+        from steerbench.perception.detector_data import nominal_steps
+        from steerbench.sim.composition import shortfall
+
+        b, before = self.budget, -1
+        while True:
+            rows = [r for r in self._rows() if r["split"] == "train" and r["index"] < DAGGER.start]
+            missing = shortfall(rows, b.frames, b.scenarios)
+            if not missing:
+                return
+            if len(rows) == before:
+                raise TrainingError(f"collecting more train episodes into {self.data} added none; "
+                                    f"the mix for {b.frames} frames still lacks {sorted(missing)}")
+            before = len(rows)
+            for scenario in dict.fromkeys(s for s, _ in missing):
+                per = nominal_steps(scenario, "train", self.env.policy_hz)
+                more = max(m.episodes_for(per) for (s, _), m in missing.items() if s == scenario)
+                have = sum(1 for r in rows if r["scenario"] == scenario)
+                self._collect((scenario,), "train", have + 2 * more)  # twice: a stratum gets about half
 
     def _collect_one(self, scenario: str, split: str, episodes: int, missing: int) -> None:
         """The perception.detector_data.Collector signature, for one scenario."""
@@ -192,10 +220,13 @@ class Models:
                               noise_std=b.noise if split == "train" else 0.0, progress=b.progress,
                               backend=b.backend))
 
-    def _keys(self) -> set:
+    def _rows(self) -> list[dict]:
         from steerbench.sim.dataset import DatasetIndex
 
-        return DatasetIndex(self.data).keys() if (self.data / "index.jsonl").exists() else set()
+        return DatasetIndex(self.data).rows if (self.data / "index.jsonl").exists() else []
+
+    def _keys(self) -> set:
+        return {(r["scenario"], r["split"], r["index"]) for r in self._rows()}
 
     def _episodes(self) -> int:
         return len(self._keys())
@@ -237,6 +268,21 @@ class Models:
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 
         return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit)
+
+    def dagger(self, size: str, seed: int) -> Path:
+        """The last round's best checkpoint of DA-RB (harness/dagger.py) on network `size`, trained
+        now if missing. Round 0 is `e2e(size, seed)` itself (its run directory, reused when
+        trained); the rounds, their rollouts and dataset live inside that directory."""
+        from steerbench.harness.dagger import DaggerConfig, round_dir, run_dagger
+
+        b = self.budget
+        cfg = DaggerConfig(train=self.e2e_config(size, seed), rounds=b.dagger_rounds, scenarios=b.scenarios,
+                           episodes=b.dagger_episodes, workers=b.workers, env=self.env, progress=b.progress,
+                           backend=b.backend, buffer=math.ceil(b.dagger_buffer * b.frames) if b.frames else 0,
+                           critical=b.dagger_critical)
+        self.e2e(size, seed)
+        run = round_dir(cfg, cfg.rounds)
+        return self._ensure(f"DAgger e2e-{size} seed {seed}", run, lambda: run_dagger(cfg))
 
     def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
         best = run / "checkpoints" / "best.pt"

@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,47 @@ def test_cli_steps_and_bad_values(data, tmp_path, capsys):
             main(["train-e2e", "--data", str(data), "--logdir", str(tmp_path / "bad"), *bad])
         assert exc.value.code == 2
     assert not Path(tmp_path / "bad").exists()
+
+
+def _weights(logdir):
+    return load_checkpoint(Path(logdir) / "checkpoints" / "last.pt")["model"]
+
+
+def test_viewpoint_augmentation_trains_deterministically_and_changes_the_model(data, tmp_path):
+    on = train(cfg(data, tmp_path / "on", viewpoint=1.0))
+    again = train(cfg(data, tmp_path / "again", viewpoint=1.0))
+    off = train(cfg(data, tmp_path / "off"))
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in on["history"]]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in again["history"]]
+    a, b, c = _weights(tmp_path / "on"), _weights(tmp_path / "again"), _weights(tmp_path / "off")
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    assert not all(torch.equal(v, c[k]) for k, v in a.items())
+    by_epoch = train(cfg(data, tmp_path / "epochs", steps=0, epochs=1, viewpoint=0.5))
+    assert len(by_epoch["history"]) == 1
+
+
+def test_a_mixed_batch_is_displaced_with_each_scenarios_geometry():
+    from steerbench.agents.e2e_displace import Displacer
+    from steerbench.agents.e2e_viewpoint import FrameGeometry, Viewpoint, augment
+
+    view = Viewpoint(prob=1.0)
+    near = FrameGeometry(64, 128, 1.75, 38.0, 32.0)
+    centre = FrameGeometry(64, 128, 1.75, 64.0, 32.0)
+    displacer = Displacer(view, (near, centre), np.array([0, 1, 0, 1, 1]))
+    frames = torch.randint(0, 255, (4, 4, 64, 128), dtype=torch.uint8)
+    speed, steer = torch.full((4,), 20.0), torch.tensor([0.1, -0.2, 0.0, 0.3])
+    out, label = displacer(frames, speed, steer, np.array([0, 1, 2, 4]), torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    f0, l0 = augment(frames[[0, 2]], speed[[0, 2]], steer[[0, 2]], near, gen, view)
+    f1, l1 = augment(frames[[1, 3]], speed[[1, 3]], steer[[1, 3]], centre, gen, view)
+    assert torch.equal(out[[0, 2]], f0) and torch.equal(out[[1, 3]], f1)
+    assert torch.allclose(label[[0, 2]], l0) and torch.allclose(label[[1, 3]], l1)
+    wrong, _ = augment(frames[[1, 3]], speed[[1, 3]], steer[[1, 3]], near, torch.Generator().manual_seed(3), view)
+    assert not torch.equal(wrong, f1)  # the geometry matters: a wrong one would be caught
+
+
+def test_bad_viewpoint_values_are_usage_errors(data, tmp_path):
+    for bad in (["--viewpoint", "1.5"], ["--viewpoint", "-0.1"], ["--viewpoint-recover", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train-e2e", "--data", str(data), "--logdir", str(tmp_path / "bad"), *bad])
+        assert exc.value.code == 2
