@@ -114,7 +114,7 @@ def _weights(logdir):
 def test_viewpoint_augmentation_trains_deterministically_and_changes_the_model(data, tmp_path):
     on = train(cfg(data, tmp_path / "on", viewpoint=1.0))
     again = train(cfg(data, tmp_path / "again", viewpoint=1.0))
-    off = train(cfg(data, tmp_path / "off"))
+    train(cfg(data, tmp_path / "off"))
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in on["history"]]
     assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in again["history"]]
     a, b, c = _weights(tmp_path / "on"), _weights(tmp_path / "again"), _weights(tmp_path / "off")
