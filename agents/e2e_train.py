@@ -32,9 +32,9 @@ from steerbench.perception.training import (
     save_checkpoint,
     save_last,
 )
-from steerbench.sim.composition import CompositionError, compose
+from steerbench.sim.composition import Composition, CompositionError, compose
 from steerbench.sim.dataset import DatasetIndex
-from steerbench.sim.episodes import DAGGER, by_split, purpose_of
+from steerbench.sim.episodes import DAGGER, by_split
 from steerbench.sim.storage import atomic_write_json
 
 from . import e2e_loop
@@ -64,9 +64,9 @@ class TrainConfig:
     noise_sd: float = 4.0  # augmentation: Gaussian pixel noise [grey levels]
     holdout: float = 0.1  # share of train episodes held out when the data has no train-dev split
     init: str = ""  # weights to start from (a best.pt of the same size and inputs): DAgger's warm start
-    frames: int = 0  # train on `frames` train frames only (0: all); which: `first_frames` or `composed`
+    frames: int = 0  # train on `frames` train frames only (0: all); which: `first_frames` or `composition`
     scenarios: tuple[str, ...] = ()  # with `frames`: whose frames, in this order (empty: the dataset's)
-    composed: bool = False  # with `frames`: sim.composition's balanced mix instead of the first frames
+    composition: Composition | None = None  # with `frames`: this sim.composition mix (None: the first frames)
     steps: int = 0  # a step budget: at most this many updates instead of `epochs` (agents/e2e_schedule.py)
     eval_every: int = 0  # with `steps`: updates between train-dev measurements (0: one pass, 50-1000)
     patience_steps: int = 0  # with `steps`: updates without a better train-dev loss before stopping (0: auto)
@@ -91,8 +91,8 @@ def _splits(cfg: TrainConfig, stack: int) -> tuple[ImitationDataset, Subset, Sub
     if not len(train):
         raise TrainingError(f"{cfg.data} has no train-split episodes")
     if cfg.frames:
-        pick = composed_frames if cfg.composed else first_frames
-        train = pick(full, train, cfg.frames, cfg.scenarios)
+        train = (first_frames(full, train, cfg.frames, cfg.scenarios) if cfg.composition is None
+                 else composed_frames(full, train, cfg.frames, cfg.scenarios, cfg.composition))
     if not len(dev):  # hold out whole episodes: neighbouring frames would leak
         episode = full.index[train, 0]
         ids = np.unique(episode)
@@ -122,18 +122,20 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
     return np.concatenate(chosen)
 
 
-def composed_frames(full: ImitationDataset, candidates: np.ndarray, frames: int,
-                    scenarios: Sequence[str]) -> np.ndarray:
+def composed_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, scenarios: Sequence[str],
+                    rule: Composition = Composition()) -> np.ndarray:
     """`frames` of the expert's episodes among `candidates` in sim.composition's mix (equal shares
     per scenario, a fixed DART share, spread over a pool of episodes), plus every DAgger rollout
     among them: a DAgger student at N trains on the same N expert frames as behaviour cloning."""
     episode = full.index[candidates, 0]
-    rollout = np.array([purpose_of("train", full.episodes[e].index) == DAGGER.name for e in episode], dtype=bool)
+    dagger = np.array([DAGGER.holds("train", ep.index) for ep in full.episodes], dtype=bool)
+    rollout = dagger[episode]
     rows = {(r["scenario"], r["index"]): r for r in DatasetIndex(full.root).rows if r["split"] == "train"}
     expert = np.unique(episode[~rollout])
     names = list(scenarios) or list(dict.fromkeys(full.episodes[e].scenario for e in expert))
     try:
-        picks = compose([rows[(full.episodes[e].scenario, full.episodes[e].index)] for e in expert], frames, names)
+        picks = compose([rows[(full.episodes[e].scenario, full.episodes[e].index)] for e in expert], frames, names,
+                        rule)
     except CompositionError as exc:
         raise TrainingError(f"{full.root}: {exc}") from None
     position = {(full.episodes[e].scenario, full.episodes[e].index, int(t)): i
@@ -172,7 +174,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
         if cfg.init:
             _warm_start(net, net_cfg, Path(cfg.init))
     steps, displace = _step_plan(cfg, len(train_set)), _displacer(cfg, full)
-    settings = {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(), "parameters": parameter_count(net)}
+    settings = {"train": dataclasses.asdict(cfg), "net": net_cfg.as_dict(), "parameters": parameter_count(net),
+                "train_samples": len(train_set)}
     if steps is not None:
         settings["step_plan"] = dataclasses.asdict(steps)
     atomic_write_json(run.logdir / "config.json", settings, indent=2)

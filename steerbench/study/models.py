@@ -28,6 +28,7 @@ from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect
+from steerbench.sim.composition import Composition
 from steerbench.sim.episodes import DAGGER, EVAL_START, data_start
 from steerbench.sim.runner import EnvSettings
 
@@ -55,7 +56,7 @@ class Budget:
     lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
     lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
-    frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composed`)
+    frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
     passes: float = 0.0  # `scale`: with `frames`, the networks train by a step budget of max(min_steps,
@@ -63,7 +64,8 @@ class Budget:
     min_steps: int = 2000  # the least step budget at any N
     schedule: str = "cosine"  # the step budget's learning-rate schedule (agents/e2e_schedule.py)
     lrs: tuple[tuple[str, float], ...] = ()  # learning rate per network size, e.g. (("M", 1e-3),) (a tune sweep's)
-    composed: bool = False  # `scale`: with `frames`, sim.composition's mix instead of the first frames
+    composition: Composition | None = None  # `scale`: with `frames`, this sim.composition mix (None: first frames)
+    viewpoint: float = 0.0  # the networks' viewpoint augmentation (train-e2e --viewpoint)
     dagger_rounds: int = 2  # `scale`'s DAgger curve: DA-RB rounds after behaviour cloning
     dagger_episodes: int = 10  # its student rollouts per scenario and round
     dagger_buffer: float = 0.5  # its replay buffer, as a share of `frames` [frames of rollouts kept]
@@ -127,7 +129,8 @@ class Models:
         """What `e2e` trains for network `size` and training seed `seed`."""
         b = self.budget
         cfg = TrainConfig(data=str(self.data), logdir="", size=size, epochs=b.epochs(b.e2e_epochs), seed=seed,
-                          lr=b.lr(size), frames=b.frames, scenarios=b.scenarios, composed=b.composed,
+                          lr=b.lr(size), frames=b.frames, scenarios=b.scenarios, composition=b.composition,
+                          viewpoint=b.viewpoint,
                           steps=b.e2e_steps(), schedule=b.schedule if b.e2e_steps() else "constant",
                           outputs=2 if self.env.mode == "full" else 1, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"e2e-{size}-s{seed}", cfg)))
@@ -174,7 +177,7 @@ class Models:
         before, start = self._episodes(), time.perf_counter()
         for split, episodes in (("train", b.train_episodes), *((s, b.heldout_episodes) for s in HELD_OUT_SPLITS)):
             self._collect(b.scenarios, split, episodes)
-        if b.frames and b.composed:
+        if b.frames and b.composition is not None:
             self._ensure_composed()
         elif b.frames:
             ensure_frames(self.data, "train", b.scenarios, b.frames, 1, self._collect_one, self.env.policy_hz)
@@ -192,7 +195,7 @@ class Models:
         b, before = self.budget, -1
         while True:
             rows = [r for r in self._rows() if r["split"] == "train" and r["index"] < DAGGER.start]
-            missing = shortfall(rows, b.frames, b.scenarios)
+            missing = shortfall(rows, b.frames, b.scenarios, b.composition)
             if not missing:
                 return
             if len(rows) == before:

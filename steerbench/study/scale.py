@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -25,16 +26,18 @@ from steerbench.harness.results import ResultsStore
 from steerbench.harness.summary import table
 from steerbench.sim.runner import EnvSettings
 from steerbench.study.compare import entries_of, header_text
-from steerbench.study.contestants import Contestant, lineup
+from steerbench.study.contestants import Contestant, dagger_contestant, lineup
 from steerbench.study.design import OVERALL, Cell, Entry, cell, pair
 from steerbench.study.models import EVAL_INDEX, Budget, Models, Timing
 from steerbench.study.stats import PairedTest, holm_family
 
 from . import plots
+from .scale_training import Trained, trained, training_table
 
 REFERENCES = ("expert", "modular-gt-map")
-MODULAR = "modular-learned-map"  # the modular curve: its detector trains on the same N frames
-PRIMARY = ("at each N, every network minus the modular agent (same N, same episodes), and for each curve its "
+MODULAR = "modular-learned-map"  # the modular curve with map lanes: its detector trains on the same N frames
+PIXELS = "modular-learned-learned"  # the pixels-only modular curve: detector and lane model on the same N frames
+PRIMARY = ("at each N, every network minus each modular curve (same N, same episodes), and for each curve its "
            "largest N minus the N before (still improving?), Holm-corrected together; the curves' other steps "
            "are exploratory")
 
@@ -50,6 +53,8 @@ class ScaleConfig:
     budget: Budget  # `frames` is set per N
     nets: tuple[str, ...] = ("S", "M", "L")
     detector: bool = True  # also the modular agent with the learned detector (lanes from the map)
+    pixels: bool = True  # also the pixels-only modular agent (learned detector and learned lanes)
+    dagger: tuple[str, ...] = ("M",)  # networks that also get a DA-RB curve (Budget.dagger_*)
     split: str = "train"
     episodes: int = 10
     seed: int = EVAL_INDEX  # index of the first episode: past the models' training data
@@ -72,6 +77,7 @@ class Point:
     cell: Cell
     vs_previous: PairedTest | None = None  # driving score at this N minus at the N before, same episodes
     vs_modular: PairedTest | None = None  # an e2e model minus the modular agent at the same N, same episodes
+    vs_pixels: PairedTest | None = None  # an e2e model minus the pixels-only modular agent, the same way
 
 
 @dataclass
@@ -82,6 +88,7 @@ class ScaleOutcome:
     points: list[Point]
     references: dict[str, Cell]
     timings: list[Timing] = field(default_factory=list)
+    training: list[Trained] = field(default_factory=list)  # how each network was trained
 
 
 def _grown(base: Contestant, n: int) -> Contestant:
@@ -93,8 +100,7 @@ def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
     (one resumable eval run in `logdir`), Holm-correct the primary contrasts and write the outputs
     (scale.csv, scale.md, figures/scaling.png, TensorBoard)."""
     run_dir = Path(cfg.logdir)
-    known = lineup()
-    bases = [known[f"e2e-{s}"] for s in cfg.nets] + ([known["modular-learned-map"]] if cfg.detector else [])
+    known, bases = lineup(), curves(cfg)
     timings: list[Timing] = []
     copies = [(known[r], None, spec) for r in REFERENCES for _, spec in known[r].instances(None, ())]
     for n in sorted(cfg.frames):
@@ -112,28 +118,51 @@ def run_scale(cfg: ScaleConfig) -> ScaleOutcome:
     rows = list(ResultsStore(run_dir / "results.jsonl"))
     wanted = [r for r in rows if r["split"] == cfg.split and cfg.seed <= r["index"] < cfg.seed + cfg.episodes
               and r["scenario"] in cfg.scenarios]
-    points = declare_primary([_point(wanted, entries, b.name, n, sorted(cfg.frames), cfg.split, cfg.detector)
+    points = declare_primary([_point(wanted, entries, b.name, n, sorted(cfg.frames), cfg.split)
                               for b in bases for n in sorted(cfg.frames)])
     refs = {r: cell(wanted, entries[r], OVERALL, cfg.split) for r in REFERENCES}
-    outcome = ScaleOutcome(run_dir, points, refs, timings)
+    outcome = ScaleOutcome(run_dir, points, refs, timings, _training(copies))
     write_outputs(outcome, cfg)
     return outcome
 
 
-def _point(rows: Sequence[dict], entries: dict[str, Entry], model: str, n: int, sizes: Sequence[int], split: str,
-           modular: bool) -> Point:
+def _training(copies) -> list[Trained]:
+    """The training record of every network copy (e2e and DAgger curves)."""
+    out = []
+    for contestant, seed, spec in copies:
+        checkpoint = dict(spec.options).get("checkpoint")
+        if contestant.family == "e2e" and checkpoint:
+            model, n = contestant.name.rsplit("-n", 1)
+            record = trained(model, int(n), seed, Path(checkpoint).parent.parent)
+            out += [record] if record else []
+    return out
+
+
+def curves(cfg: ScaleConfig) -> list[Contestant]:
+    """The curves of a scale run: each network (behaviour cloning), the DA-RB ones, then the
+    modular agent with map lanes and the pixels-only one."""
+    known = lineup()
+    out = [known[f"e2e-{s}"] for s in cfg.nets] + [dagger_contestant(s) for s in cfg.dagger]
+    return out + [known[m] for m, on in ((MODULAR, cfg.detector), (PIXELS, cfg.pixels)) if on]
+
+
+def _point(rows: Sequence[dict], entries: dict[str, Entry], model: str, n: int, sizes: Sequence[int],
+           split: str) -> Point:
     here = entries[f"{model}-n{n}"]
     k = sizes.index(n)
     before = pair(rows, here, entries[f"{model}-n{sizes[k - 1]}"], OVERALL, split).test if k else None
-    gap = (pair(rows, here, entries[f"{MODULAR}-n{n}"], OVERALL, split).test
-           if modular and model.startswith("e2e") else None)
-    return Point(model, n, cell(rows, here, OVERALL, split), before, gap)
+
+    def against(modular: str) -> PairedTest | None:
+        other = entries.get(f"{modular}-n{n}")
+        return pair(rows, here, other, OVERALL, split).test if other and model.startswith("e2e") else None
+
+    return Point(model, n, cell(rows, here, OVERALL, split), before, against(MODULAR), against(PIXELS))
 
 
 def declare_primary(points: Sequence[Point]) -> list[Point]:
     """`PRIMARY` marked and Holm-corrected: which tests count is fixed by the sizes and models."""
     largest = {p.model: max(q.frames for q in points if q.model == p.model) for p in points}
-    slots = [(i, "vs_modular") for i, p in enumerate(points) if p.vs_modular is not None]
+    slots = [(i, f) for i, p in enumerate(points) for f in ("vs_modular", "vs_pixels") if getattr(p, f) is not None]
     slots += [(i, "vs_previous") for i, p in enumerate(points)
               if p.vs_previous is not None and p.frames == largest[p.model]]
     tests = holm_family([getattr(points[i], f) for i, f in slots], [True] * len(slots))
@@ -185,9 +214,11 @@ def findings(out: ScaleOutcome) -> list[str]:
     lines = []
     for model in dict.fromkeys(p.model for p in out.points):
         curve = sorted((p for p in out.points if p.model == model), key=lambda p: p.frames)
-        crossing = f"{_crossing(curve)}; " if model.startswith("e2e") else ""
+        against = [_crossing(curve, f, name) for f, name in (("vs_modular", "the modular agent with map lanes"),
+                                                              ("vs_pixels", "the pixels-only modular agent"))]
+        crossing = "".join(f"{c}; " for c in against if c) if model.startswith("e2e") else ""
         lines.append(f"- {model}: {crossing}{_trend(curve)}.")
-    primary = sum(t is not None and t.primary for p in out.points for t in (p.vs_modular, p.vs_previous))
+    primary = sum(t is not None and t.primary for p in out.points for t in (p.vs_modular, p.vs_pixels, p.vs_previous))
     if primary:
         lines.append(f"- \"Resolved\" is decided on Holm's p over the {primary} primary contrasts, declared before "
                      f"the run: {PRIMARY}.")
@@ -198,18 +229,31 @@ def findings(out: ScaleOutcome) -> list[str]:
     return lines
 
 
-def _crossing(curve: Sequence[Point]) -> str:
-    """Where the e2e curve first reaches the modular one; paired tests on the same episodes."""
-    if curve[0].vs_modular is None:
-        return "no modular curve to compare with"
+def _crossing(curve: Sequence[Point], field: str, name: str) -> str:
+    """Where the e2e curve first reaches a modular one (`field` holds the paired tests), or the
+    bound: no crossing up to the largest N, and the network's gain per decade of data there."""
+    if all(getattr(p, field) is None for p in curve):
+        return ""
     for p in curve:
-        t = p.vs_modular
+        t = getattr(p, field)
         if t is not None and t.difference.mean >= 0:
             how = "resolved above it" if t.significant() else "not resolved apart"
-            return f"first reaches the modular agent at N = {p.frames} ({_diff(t)}, {how})"
-    p = curve[-1]
-    how = "resolved" if p.vs_modular.significant() else "not resolved"
-    return f"stays below the modular agent up to N = {p.frames} ({_diff(p.vs_modular)}, {how})"
+            return f"first reaches {name} at N = {p.frames} ({_diff(t)}, {how})"
+    last = curve[-1]
+    t = getattr(last, field)
+    how = "resolved" if t.significant() else "not resolved"
+    return f"no crossing with {name} up to N = {last.frames} ({_diff(t)}, {how}){_per_decade(curve)}"
+
+
+def _per_decade(curve: Sequence[Point]) -> str:
+    """The network's gain per decade of data between its two largest N (the paired difference
+    and its interval divided by the decades between them)."""
+    if len(curve) < 2 or curve[-1].vs_previous is None:
+        return ""
+    decades = math.log10(curve[-1].frames / curve[-2].frames)
+    d = curve[-1].vs_previous.difference
+    return (f"; its gain per decade of data from N = {curve[-2].frames} to {curve[-1].frames} is "
+            f"{d.mean / decades:+.2f} [{d.low / decades:+.2f}, {d.high / decades:+.2f}]")
 
 
 def _trend(curve: Sequence[Point]) -> str:
@@ -253,6 +297,8 @@ def scale_markdown(out: ScaleOutcome, cfg: ScaleConfig, figure: Path) -> str:
         "(docs/study.md).", "",
         scale_table(out, cfg.frames, markdown=True), "",
         f"![scaling]({figure.relative_to(out.run_dir)})", "", "What it shows:", "", *findings(out), "",
+        "## Training", "", "Every network's updates, read back from its run (early stopping on train-dev; the "
+        "checkpoint is the best step's).", "", training_table(out.training), "",
         "## Time", "", timings_table(out.timings), ""])
 
 

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.e2e_train import first_frames
 from steerbench.agents.errors import TrainingError
+from steerbench.sim.composition import Composition
 from steerbench.study.models import Budget
 from steerbench.study.scale import REFERENCES, Point, ScaleConfig, ScaleOutcome, findings, run_scale
 from steerbench.study.stats import paired_test
@@ -21,8 +22,10 @@ SIZES = (40, 120)
 def scaled(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scale")
     budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, e2e_epochs=1, detector_epochs=1,
-                    detector_eval_frames=20, samples=120, progress=False)
-    cfg = ScaleConfig(frames=SIZES, scenarios=("merge",), budget=budget, nets=("S",), episodes=2,
+                    detector_eval_frames=20, lane_epochs=1, lane_eval_frames=20, samples=120, passes=2, min_steps=4,
+                    composition=Composition(min_episodes=2, pool_factor=1.0), dagger_rounds=1, dagger_episodes=1,
+                    progress=False)
+    cfg = ScaleConfig(frames=SIZES, scenarios=("merge",), budget=budget, nets=("S",), dagger=("S",), episodes=2,
                       logdir=tmp / "run", progress=False)
     return run_scale(cfg), cfg
 
@@ -30,7 +33,7 @@ def scaled(tmp_path_factory):
 def test_one_point_per_model_per_size(scaled):
     out, _ = scaled
     assert sorted((p.model, p.frames) for p in out.points) == sorted(
-        (m, n) for m in ("e2e-S", "modular-learned-map") for n in SIZES)
+        (m, n) for m in ("e2e-S", "e2e-S-dagger", "modular-learned-map", "modular-learned-learned") for n in SIZES)
     assert all(p.cell.n == 2 for p in out.points)
     assert set(out.references) == set(REFERENCES)
 
@@ -38,7 +41,7 @@ def test_one_point_per_model_per_size(scaled):
 def test_csv_figure_report_and_tensorboard(scaled):
     out, _ = scaled
     rows = list(csv.DictReader(open(out.run_dir / "scale.csv")))
-    assert len(rows) == 2 * len(SIZES) + len(REFERENCES)
+    assert len(rows) == 4 * len(SIZES) + len(REFERENCES)
     assert {int(r["frames"]) for r in rows if r["frames"]} == set(SIZES)
     assert (out.run_dir / "figures" / "scaling.png").stat().st_size > 1000
     md = (out.run_dir / "scale.md").read_text()
@@ -88,11 +91,25 @@ def test_findings_follow_the_paired_tests():
         _point("e2e-L", 1000, 0.3, None, down), _point("e2e-L", 3000, 0.31, flat, down),
         _point("modular-learned-map", 1000, 0.7), _point("modular-learned-map", 3000, 0.7, flat)], {})
     text = dict(line[2:].split(": ", 1) for line in findings(out) if line.startswith("- e2e"))
-    assert "first reaches the modular agent at N = 3000" in text["e2e-S"] and "not resolved apart" in text["e2e-S"]
-    assert "still improving" in text["e2e-S"]
-    assert "stays below the modular agent up to N = 3000" in text["e2e-M"] and "worse with more data" in text["e2e-M"]
+    assert "first reaches the modular agent with map lanes at N = 3000" in text["e2e-S"]
+    assert "not resolved apart" in text["e2e-S"] and "still improving" in text["e2e-S"]
+    assert "no crossing with the modular agent with map lanes up to N = 3000" in text["e2e-M"]
+    assert "worse with more data" in text["e2e-M"]
+    # the bound comes with the gain per decade: the last step's paired difference over log10(3000 / 1000)
+    assert f"gain per decade of data from N = 1000 to 3000 is {-0.2 / np.log10(3):+.2f}" in text["e2e-M"]
     assert "no resolved change" in text["e2e-L"]
+    assert all("pixels-only" not in t for t in text.values())  # no such curve here
     assert any("variation between training seeds" in line for line in findings(out))
+
+
+def test_findings_name_the_pixels_only_curve_too():
+    half = np.random.default_rng(1).normal(0, 0.02, 20)
+    below, above = (paired_test(np.concatenate([half, -half]) + d, np.zeros(40)) for d in (-0.2, 0.2))
+    points = [Point("e2e-M", 1000, _point("e2e-M", 1000, 0.3).cell, None, below, above),
+              Point("e2e-M", 3000, _point("e2e-M", 3000, 0.4).cell, above, below, above)]
+    text = findings(ScaleOutcome(Path("."), points, {}))[0]
+    assert "no crossing with the modular agent with map lanes up to N = 3000" in text
+    assert "first reaches the pixels-only modular agent at N = 1000" in text and "resolved above it" in text
 
 
 def test_primary_contrasts_are_each_gap_to_the_modular_agent_and_each_curves_last_step():
