@@ -150,29 +150,71 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # -- scale -----------------------------------------------------------------------------------
 def _scale_parser(sub) -> None:
     p = common.command(sub, "scale", cmd_scale,
-                       "Ng's curve: driving score vs training frames, e2e S/M/L and the modular agent",
-                       parents=_study_parents("runs/scale", first=EVAL_INDEX, scenarios="highway,racetrack"))
+                       "Ng's curve: driving score vs training frames, e2e S/M/L (and DA-RB) against the modular "
+                       "agent with map lanes and the pixels-only one",
+                       parents=_study_parents("runs/scale", first=EVAL_INDEX))
     p.add_argument("--frames", type=_sizes, default=(300, 1000, 3000, 10000),
-                   help="dataset sizes N (train frames), e.g. 1000,3000,10000,30000 on a GPU")
+                   help="dataset sizes N (train frames), e.g. 300,1000,3000,10000,30000,100000")
     p.add_argument("--nets", type=common.net_sizes, default=("S", "M", "L"), help="end-to-end network sizes")
-    p.add_argument("--no-detector", action="store_true", help="leave out the modular agent's learned detector")
+    p.add_argument("--dagger-nets", type=_nets_or_none, default=("M",),
+                   help="networks that also get a DA-RB curve ('none': no DAgger curve)")
+    p.add_argument("--no-detector", action="store_true", help="leave out the modular agent with map lanes")
+    p.add_argument("--no-pixels", action="store_true", help="leave out the pixels-only modular agent")
+    g = p.add_argument_group("the networks' step budget (docs/study.md)")
+    g.add_argument("--passes", type=common.positive(float), default=20.0,
+                   help="step budget: max(--min-steps, passes x N / 64) updates, early stopping on train-dev")
+    g.add_argument("--min-steps", type=common.positive(int), default=2000, help="the least step budget at any N")
+    g.add_argument("--schedule", choices=("constant", "cosine"), default="cosine", help="learning-rate schedule")
+    g.add_argument("--lr", type=_rates, default=(), metavar="SIZE=RATE,...",
+                   help="learning rate per network size, e.g. S=3e-3,M=1e-3 (steerbench tune finds them; "
+                        "default 1e-3)")
+    g.add_argument("--viewpoint", type=common.number(float, 0.0, strict=False), default=0.0,
+                   help="share of samples seen from a displaced ego (train-e2e --viewpoint; 0: off)")
+    g.add_argument("--dagger-rounds", type=common.positive(int), default=2, help="DA-RB rounds")
+    g.add_argument("--dagger-episodes", type=common.positive(int), default=10,
+                   help="DA-RB student rollouts per scenario and round")
     p.add_argument("--samples", type=common.non_negative_int, default=30000,
-                   help="training samples per model: small N gets more epochs (0: --e2e-epochs / --detector-epochs)")
-    _models_args(p, seeds=(0,), train_episodes=1, e2e_epochs=3, detector_epochs=3)
+                   help="the learned detector's and lane model's samples: small N gets more epochs")
+    _models_args(p, seeds=(0, 1, 2), train_episodes=1, e2e_epochs=3, detector_epochs=3)
+
+
+def _nets_or_none(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else common.net_sizes(text)
+
+
+def _rates(text: str) -> tuple[tuple[str, float], ...]:
+    out = []
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        size, _, rate = part.partition("=")
+        try:
+            value = float(rate)
+        except ValueError:
+            value = float("nan")
+        if size not in ("S", "M", "L") or not value > 0:
+            raise argparse.ArgumentTypeError(f"expected SIZE=RATE with SIZE one of S, M, L and RATE > 0, got {part!r}")
+        out.append((size, value))
+    return tuple(out)
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
     """`steerbench scale`: the data-scaling curves."""
     import dataclasses
 
+    from steerbench.sim.composition import Composition
     from steerbench.study.report import timings_table
     from steerbench.study.scale import ScaleConfig, findings, run_scale, scale_table
 
     check_split(args.split)
     scenarios = _scenarios(args)
-    budget = dataclasses.replace(_budget(args, scenarios), samples=args.samples)
+    budget = dataclasses.replace(_budget(args, scenarios), samples=args.samples, passes=args.passes,
+                                 min_steps=args.min_steps, schedule=args.schedule, lrs=args.lr,
+                                 viewpoint=args.viewpoint, composition=Composition(),
+                                 dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes)
+    if args.viewpoint > 1:
+        raise common.UsageError(f"--viewpoint is a share in [0, 1], got {args.viewpoint}")
     cfg = ScaleConfig(frames=args.frames, scenarios=scenarios, budget=budget, nets=args.nets,
-                      detector=not args.no_detector, split=args.split, episodes=args.episodes,
+                      dagger=args.dagger_nets, detector=not args.no_detector, pixels=not args.no_pixels,
+                      split=args.split, episodes=args.episodes,
                       seed=args.first_episode, train_seeds=args.train_seeds, workers=args.workers,
                       logdir=args.logdir, models=args.models, env=common.env_settings(args),
                       progress=not args.no_progress, command=_command_line(), backend=budget.backend)

@@ -59,7 +59,7 @@ def _seconds(run: Path, records: Sequence[dict]) -> float:
 def training_table(rows: Sequence[Trained]) -> str:
     """Markdown: one row per trained network."""
     ordered = sorted(rows, key=lambda r: (r.model, r.frames, r.seed))
-    body = [[r.model, r.frames, r.seed, f"{r.steps:,}", f"{r.best_step:,}", f"{r.budget:,}" if r.budget else "epochs",
-             f"{r.passes:.1f}", f"{r.seconds / 60:.1f}"] for r in ordered]
+    body = [[r.model, str(r.frames), str(r.seed), f"{r.steps:,}", f"{r.best_step:,}",
+             f"{r.budget:,}" if r.budget else "epochs", f"{r.passes:.1f}", f"{r.seconds / 60:.1f}"] for r in ordered]
     return table(["model", "N", "seed", "steps run", "best step", "step budget", "passes over its N", "minutes"], body,
                  markdown=True)

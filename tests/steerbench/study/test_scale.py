@@ -1,6 +1,7 @@
 """`steerbench scale`: one point per model and dataset size, trained on the same first N frames."""
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from steerbench.agents.e2e_data import ImitationDataset
 from steerbench.agents.e2e_train import first_frames
 from steerbench.agents.errors import TrainingError
 from steerbench.sim.composition import Composition
-from steerbench.study.models import Budget
+from steerbench.sim.dataset import DatasetIndex
+from steerbench.study.models import Budget, Models
 from steerbench.study.scale import REFERENCES, Point, ScaleConfig, ScaleOutcome, findings, run_scale
 from steerbench.study.stats import paired_test
 
@@ -132,3 +134,60 @@ def test_primary_contrasts_are_each_gap_to_the_modular_agent_and_each_curves_las
     text = findings(ScaleOutcome(Path("."), marked, {}))
     assert any(line.startswith("- modular-learned-map: ") for line in text)
     assert any("5 primary contrasts" in line for line in text) and any("Holm" in line for line in text)
+
+
+def test_scale_md_shows_each_networks_updates(scaled):
+    out, cfg = scaled
+    md = (out.run_dir / "scale.md").read_text()
+    assert "## Training" in md and "steps run" in md
+    rows = {(t.model, t.frames): t for t in out.training}
+    assert set(rows) == {(m, n) for m in ("e2e-S", "e2e-S-dagger") for n in SIZES}
+    for n in SIZES:
+        budget = dataclasses.replace(cfg.budget, frames=n).e2e_steps()
+        assert rows[("e2e-S", n)].budget == budget and 0 < rows[("e2e-S", n)].steps <= budget
+        assert rows[("e2e-S", n)].passes == pytest.approx(rows[("e2e-S", n)].steps * 64 / n, rel=0.2)
+
+
+def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity(tmp_path):
+    b = Budget(scenarios=("merge",), passes=20, min_steps=2000)
+    steps = [dataclasses.replace(b, frames=n).e2e_steps() for n in (300, 1000, 3000, 10000, 30000, 100000)]
+    assert steps == sorted(steps) and steps[0] == 2000 and steps[-1] == 31250
+    root = tmp_path / "models"
+    same = Models(root, dataclasses.replace(b, frames=30000)).e2e_dir("M", 0)
+    assert same == Models(root, dataclasses.replace(b, frames=30000)).e2e_dir("M", 0)
+    for other in (dict(passes=30), dict(min_steps=30000), dict(lrs=(("M", 3e-4),)), dict(viewpoint=0.5),
+                  dict(composition=Composition(dart_fraction=0.25)), dict(schedule="constant")):
+        assert Models(root, dataclasses.replace(b, frames=30000, **other)).e2e_dir("M", 0) != same, other
+    # what does not change the training does not change the model: another network's rate, or a
+    # larger `passes` where the least budget still applies
+    assert Models(root, dataclasses.replace(b, frames=30000, lrs=(("S", 3e-4),))).e2e_dir("M", 0) == same
+    small = Models(root, dataclasses.replace(b, frames=300)).e2e_dir("M", 0)
+    assert Models(root, dataclasses.replace(b, frames=300, passes=30)).e2e_dir("M", 0) == small
+
+
+def test_another_budget_retrains_and_a_new_n_extends_without_redoing(scaled):
+    out, cfg = scaled
+    # another budget is another model: trained anew into the same models directory (its results go
+    # to another run directory, which refuses to mix two models under one label)
+    grown = dataclasses.replace(cfg, frames=(SIZES[0],), nets=("S",), dagger=(), detector=False, pixels=False,
+                                budget=dataclasses.replace(cfg.budget, min_steps=6), logdir=out.run_dir.parent / "b6",
+                                models=out.run_dir / "models")
+    again = run_scale(grown)
+    assert [t.trained for t in again.timings if t.part.startswith("train e2e")] == [True]
+    extended = run_scale(dataclasses.replace(cfg, frames=(*SIZES, 160)))
+    fresh = {t.part for t in extended.timings if t.trained and not t.part.startswith(("evaluate", "collect"))}
+    assert fresh and all("N = 160" in part for part in fresh)
+
+
+def test_each_n_has_the_composition_not_the_first_frames(scaled):
+    out, cfg = scaled
+    from steerbench.agents.e2e_train import composed_frames
+
+    data = ImitationDataset(out.run_dir / "models" / "data")
+    train = np.flatnonzero([data.episodes[e].split == "train" for e, _ in data.index])
+    picked = composed_frames(data, train, 120, ("merge",), cfg.budget.composition)
+    episodes = data.index[picked, 0]
+    noise = {r["index"]: r["noise_std"] > 0 for r in DatasetIndex(data.root).rows if r["split"] == "train"}
+    noisy = np.mean([noise[data.episodes[e].index] for e in episodes])
+    assert len(picked) == 120 and noisy == pytest.approx(0.5, abs=0.01)
+    assert len(np.unique(episodes)) >= 2 * cfg.budget.composition.min_episodes
