@@ -13,8 +13,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from steerbench.sim.composition import shares  # also imported from here: lane_data, agents.e2e_train
+from steerbench.sim.composition import (
+    Composition,
+    CompositionError,
+    compose,
+    shares,  # also imported from here: lane_data, agents.e2e_train
+)
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
+from steerbench.sim.episodes import DAGGER
 from steerbench.sim.scenarios import get_scenario
 
 from .classical import to_gray
@@ -114,23 +120,44 @@ def geometry_for(camera: dict, scenario: str) -> FrameGeometry:
     return FrameGeometry(camera["width"], camera["height"], camera["scaling"], tuple(centering))
 
 
-def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int, stride: int = 1) -> FrameSet:
-    """The first `frames` frames of `split` in the documented order (module docstring)."""
+def composed_steps(root: Path, split: str, scenarios: Sequence[str], frames: int, stride: int,
+                   rule: Composition) -> dict[tuple[str, int], list[int]]:
+    """The steps of each (scenario, episode index) that sim.composition's mix for `frames` takes
+    from the expert episodes of `split` (DAgger rollouts are not expert data); a CompositionError
+    when the data is too small."""
+    rows = [r for s in scenarios for r in _rows(root, split, s) if not DAGGER.holds(split, r["index"])]
+    chosen: dict[tuple[str, int], list[int]] = {}
+    for pick in compose(rows, frames, scenarios, rule, stride):
+        chosen.setdefault((pick.scenario, pick.index), []).append(pick.step)
+    return chosen
+
+
+def select_frames(root: Path, split: str, scenarios: Sequence[str], frames: int, stride: int = 1,
+                  composition: Composition | None = None) -> FrameSet:
+    """The first `frames` frames of `split` in the documented order (module docstring), or with a
+    `composition` the frames of that mix (`composed_steps`)."""
     root = Path(root)
     camera = camera_of(root)
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
+    try:
+        chosen = None if composition is None else composed_steps(root, split, scenarios, frames, stride, composition)
+    except CompositionError as exc:
+        raise DetectorError(str(exc)) from None
     out_frames, out_scenario, out_boxes, used = [], [], [], set()
     for k, (scenario, share) in enumerate(shares(frames, scenarios).items()):
         g, taken = geometries[k], 0
         for row in _rows(root, split, scenario):
             if taken >= share:
                 break
+            if chosen is not None and (scenario, row["index"]) not in chosen:
+                continue
             try:
                 ep = load_episode(root, row)
             except DatasetError as exc:
                 raise DetectorError(str(exc)) from None
             used.add(int(row["index"]))
-            for t in range(0, len(ep.speed), stride):
+            steps = range(0, len(ep.speed), stride) if chosen is None else chosen[(scenario, row["index"])]
+            for t in steps:
                 if taken >= share:
                     break
                 px, m = ep.boxes_at(t)

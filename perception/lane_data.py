@@ -16,11 +16,12 @@ from typing import Sequence
 
 import numpy as np
 
+from steerbench.sim.composition import Composition, CompositionError
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.scenarios import SUITE
 
 from .classical import to_gray
-from .detector_data import camera_of, geometry_for, shares
+from .detector_data import camera_of, composed_steps, geometry_for, shares
 from .lane_model import LaneModelError
 from .learned import DetectorError
 from .types import FrameGeometry
@@ -74,13 +75,16 @@ def scenarios_of(root: Path, split: str = "train") -> tuple[str, ...]:
 
 
 def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames: int | None, stride: int = 1,
-                       strict: bool = True) -> LaneFrameSet:
+                       strict: bool = True, composition: Composition | None = None) -> LaneFrameSet:
     """The frames of `split` in the module docstring's order: all (`frames` None) or a share of
-    `frames` per scenario, exactly (`strict`) or at most."""
+    `frames` per scenario, exactly (`strict`) or at most; with a `composition` (and `frames`)
+    the frames of that mix (perception.detector_data.composed_steps)."""
     root = Path(root)
     try:
         camera = camera_of(root)
-    except DetectorError as exc:
+        chosen = (None if composition is None or frames is None
+                  else composed_steps(root, split, scenarios, frames, stride, composition))
+    except (DetectorError, CompositionError) as exc:
         raise LaneModelError(str(exc)) from None
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
     budget = shares(frames, scenarios) if frames is not None else {s: None for s in scenarios}
@@ -91,6 +95,8 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
         for row in rows_of(root, split, scenario):
             if share is not None and taken >= share:
                 break
+            if chosen is not None and (scenario, row["index"]) not in chosen:
+                continue
             try:
                 ep = load_episode(root, row)
             except DatasetError as exc:
@@ -102,7 +108,8 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
             elif not np.array_equal(s_grid, ep.lane_s):
                 raise LaneModelError(f"{root}: chunk {row['path']} has other lane sample arc lengths")
             used.add(int(row["index"]))
-            steps = np.arange(0, len(ep.speed), stride)
+            steps = (np.arange(0, len(ep.speed), stride) if chosen is None
+                     else np.asarray(chosen[(scenario, row["index"])], dtype=np.int64))
             if share is not None:
                 steps = steps[:share - taken]
             cols["frames"] += [to_gray(ep.frames[t]) for t in steps]

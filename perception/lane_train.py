@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from steerbench.sim.composition import Composition
 from steerbench.sim.episodes import by_split
 from steerbench.sim.scenarios import get_scenario
 
@@ -82,6 +83,7 @@ class LaneTrainConfig:
     brightness: float = 0.25  # augmentation: frames scaled by U(1 - b, 1 + b)
     noise_sd: float = 8.0  # augmentation: Gaussian pixel noise, sd drawn from U(0, noise_sd)
     images: int = 4  # held-out frames drawn with their lanes in TensorBoard, per split
+    composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -94,7 +96,8 @@ class LaneTrainConfig:
 
 def _comparable(cfg: LaneTrainConfig) -> str:
     """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
-    return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device"))
+    unset = ("composition",) if cfg.composition is None else ()  # runs from before the field still resume
+    return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     scenarios = cfg.scenarios or scenarios_of(Path(cfg.data))
     if not scenarios:
         raise LaneModelError(f"{cfg.data} holds no train episodes; collect them with steerbench collect")
-    train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames)
+    train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames,
+                               composition=cfg.composition)
     held = {}
     for split in HELD_OUT:
         # early stopping needs train-dev (an error without it); dev is measured when it is there

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from steerbench.sim.composition import Composition
 from steerbench.sim.episodes import by_split
 from steerbench.sim.scenarios import get_scenario
 
@@ -87,6 +88,7 @@ class DetectorTrainConfig:
     noise_sd: float = 8.0  # augmentation: Gaussian pixel noise, sd drawn from U(0, noise_sd) [grey levels]
     score_threshold: float = 0.3  # operating point for precision, recall and error; saved as the default
     images: int = 4  # held-out frames drawn with their boxes in TensorBoard, per split
+    composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -120,7 +122,7 @@ class _Frames:
 
 
 def _load_frames(cfg: DetectorTrainConfig, stride: int) -> _Frames:
-    train_set = select_frames(Path(cfg.data), "train", cfg.scenarios, cfg.frames)
+    train_set = select_frames(Path(cfg.data), "train", cfg.scenarios, cfg.frames, composition=cfg.composition)
     held = {split: select_frames(Path(cfg.data), split, cfg.scenarios, cfg.eval_frames, cfg.eval_stride)
             for split in HELD_OUT}
     return _Frames(train_set, encode(train_set, stride, cfg.sigma_px), held,
@@ -129,7 +131,8 @@ def _load_frames(cfg: DetectorTrainConfig, stride: int) -> _Frames:
 
 def _comparable(cfg: DetectorTrainConfig) -> str:
     """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
-    return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device"))
+    unset = ("composition",) if cfg.composition is None else ()  # runs from before the field still resume
+    return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
 def train_detector(cfg: DetectorTrainConfig) -> dict:

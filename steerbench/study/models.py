@@ -155,7 +155,8 @@ class Models:
         b = self.budget
         cfg = DetectorTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
                                   frames=b.frames or b.detector_frames, eval_frames=b.detector_eval_frames,
-                                  epochs=b.epochs(b.detector_epochs), seed=seed, progress=b.progress)
+                                  epochs=b.epochs(b.detector_epochs), seed=seed,
+                                  composition=b.composition if b.frames else None, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"detector-s{seed}", cfg)))
 
     def lanes_config(self, seed: int):
@@ -165,7 +166,8 @@ class Models:
         b = self.budget
         cfg = LaneTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
                               frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
-                              epochs=b.epochs(b.lane_epochs), seed=seed, progress=b.progress)
+                              epochs=b.epochs(b.lane_epochs), seed=seed,
+                              composition=b.composition if b.frames else None, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"lanes-s{seed}", cfg)))
 
     def ensure_data(self) -> Path:

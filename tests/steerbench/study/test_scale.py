@@ -191,3 +191,21 @@ def test_each_n_has_the_composition_not_the_first_frames(scaled):
     noisy = np.mean([noise[data.episodes[e].index] for e in episodes])
     assert len(picked) == 120 and noisy == pytest.approx(0.5, abs=0.01)
     assert len(np.unique(episodes)) >= 2 * cfg.budget.composition.min_episodes
+
+
+def test_every_curve_trains_on_the_same_n_frames(scaled):
+    from steerbench.agents.e2e_train import composed_frames
+    from steerbench.perception.detector_data import select_frames
+    from steerbench.perception.lane_data import select_lane_frames
+
+    out, cfg = scaled
+    root, rule = out.run_dir / "models" / "data", cfg.budget.composition
+    data = ImitationDataset(root)
+    train = np.flatnonzero([data.episodes[e].split == "train" for e, _ in data.index])
+    e2e = np.stack([data.episodes[e].frames[t] for e, t in data.index[composed_frames(data, train, 120, ("merge",),
+                                                                                       rule)]])
+    detector = select_frames(root, "train", ("merge",), 120, composition=rule)
+    lanes = select_lane_frames(root, "train", ("merge",), 120, composition=rule)
+    assert np.array_equal(detector.frames, e2e) and np.array_equal(lanes.frames, e2e)
+    first = select_frames(root, "train", ("merge",), 120)
+    assert not np.array_equal(first.frames, e2e)  # the old rule takes other frames
