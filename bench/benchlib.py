@@ -21,3 +21,8 @@ def ratio_line(name: str, ratio: float, meaning: str, target: float, at_least: b
     """Print `RATIO name = x (meaning; target >= t: met)`: the one line run_all.py collects."""
     op, met = (">=", ratio >= target) if at_least else ("<=", ratio <= target)
     print(f"RATIO {name} = {ratio:.3f} ({meaning}; target {op} {target}: {'met' if met else 'NOT met'})")
+
+
+def rate_line(name: str, value: float, meaning: str) -> None:
+    """Print `RATIO name = x (meaning; no target)`: a measured rate or projection in run_all.py's format."""
+    print(f"RATIO {name} = {value:.3f} ({meaning}; no target)")

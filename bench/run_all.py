@@ -1,4 +1,4 @@
-"""Run the five harness-cost benchmarks one after another and print rows for bench/RESULTS.md.
+"""Run the harness-cost benchmarks and study_cost.py one after another and print rows for bench/RESULTS.md.
 
 Each script runs in its own process (so that one's torch thread setting or worker pool cannot
 touch the next), its output is passed through, and its `RATIO name = value (... target ...)`
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("harness_overhead", "parallel_speedup", "agent_cost", "collect_throughput", "train_throughput")
+SCRIPTS = ("harness_overhead", "parallel_speedup", "agent_cost", "collect_throughput", "train_throughput",
+           "study_cost")
 RATIO = re.compile(r"^RATIO (\S+) = (\S+) .*?(?:target ([<>]=? [0-9.]+)|no target).*$", re.M)
 
 

@@ -1,0 +1,406 @@
+"""Study cost: this machine's rates for each part of `steerbench scale`, and the CPU-hours of a study.
+
+Method (one run). A small dataset is collected in a temp dir: the expert on `--scenarios` (default
+all five), `--episodes` train episodes per scenario (half with DART noise, as the study's), on the
+fast simulation core (`EnvSettings(fast=True)`, `--fast-sim` of the CLI), with `--workers`
+processes; the train collection is timed (worker start-up included): collection frames/s. One
+train-dev and one dev episode per scenario follow, untimed (the held-out sets below).
+- Networks: for each size in `--nets`, a fresh PilotNet trains `--updates` updates (batch 64) on
+  those frames through train-e2e's own step-budget loop (`agents/e2e_loop.py:period`, its
+  DataLoader, augmentation, cosine schedule), after an untimed warm-up period: training samples/s
+  = updates x 64 / s (as bench/train_throughput.py times it). A no-grad pass over the train-dev set
+  gives its held-out samples/s (the train-dev and dev checks inside training).
+- Learned detector and lane model: one epoch of `train_detector` / `train_lanes` (their own
+  trainers, `--detector-frames` train frames): training samples/s = frames / the run's `train_s`;
+  held-out frames/s = the held-out frames evaluated (each epoch and the final pass) / the rest of the
+  run's time (loading excluded).
+- Evaluation: `run_eval` (results.jsonl, TensorBoard, workers) of each agent family on
+  `--eval-episodes` episodes per scenario: the expert, the modular agent with the learned detector
+  and learned lanes (the checkpoints just trained) and e2e M (the network just trained). A weak
+  model may end its episodes early, so the rate is kept in steps/s and reported as episodes/s of
+  full-length episodes (the mean nominal length over the five scenarios).
+torch uses its default threads for training and one per worker for episodes, as the study does.
+
+Cost model (printed, one row per part; every trained model runs its full budget: early
+stopping is counted as not happening, so the projection is an upper bound). With S scenarios,
+nominal episode lengths T_s (steps), N_max the largest N, k seeds, E evaluation episodes per
+scenario, B = Budget(frames=N, passes, min_steps, samples) of steerbench.study.models:
+- data: sum_s max(4 N_max / S, 16 T_s) train frames (sim.composition: each of a scenario's two
+  strata pools >= 4x its frames and >= 8 episodes) + 2 x heldout x sum_s T_s, at collection frames/s;
+- network X at N, per seed: U = B.e2e_steps() = max(min_steps, ceil(passes N / 64)) updates,
+  U x 64 / train_sps[X], plus ceil(U / I) held-out checks of 2 x heldout x sum_s T_s frames at
+  infer_sps[X], I = min(1000, max(50, ceil(N / 64))) (agents.e2e_schedule.plan);
+- DA-RB on X at N, per seed: rounds x (rollouts x S episodes + U updates as above) + (rounds + 1) x 5 x
+  S closed-loop check episodes; episodes at the e2e family's rate, T_s steps each (the expert's
+  labelling and the critical-state scoring are left out: < 2% of an env step, bench/agent_cost.py);
+- detector (lanes) at N, per seed: epochs = B.epochs(least) = min(40, max(least, ceil(samples / N)))
+  epochs of N frames at train_sps plus (epochs + 1) x 2 x eval_frames held-out frames at infer_sps;
+- evaluation: the references once and every copy (curve x N x seed) on E x S episodes, T_s steps
+  each, at its family's rate (e2e S, L and DA-RB at e2e M's; modular with map lanes at the
+  learned-lanes one's, an upper bound). Hours are this machine's, the parts run one after another;
+  CPU-hours = hours x the cores a part keeps busy (workers for episodes, torch threads for training).
+
+Usage: python bench/study_cost.py [--workers 2] [--frames 300,1000,3000,10000,30000,100000]
+       [--nets S,M,L] [--max-frames S=30000,L=30000] [--seeds 3] [--episodes 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from benchlib import rate_line
+from torch.utils.data import DataLoader, Subset
+
+from steerbench.agents.e2e_loop import period
+from steerbench.agents.e2e_schedule import plan
+from steerbench.agents.e2e_train import TrainConfig, _splits
+from steerbench.agents.pilotnet import NetConfig, PilotNet
+from steerbench.agents.registry import AgentSpec, resolve
+from steerbench.harness.collect import CollectConfig, collect
+from steerbench.harness.evaluate import EvalConfig, run_eval
+from steerbench.perception.detector_data import nominal_steps
+from steerbench.sim.runner import EnvSettings
+from steerbench.sim.scenarios import SUITE
+from steerbench.study.models import Budget
+
+BATCH = 64  # the networks' batch (TrainConfig.batch)
+CHECKS = 5  # DA-RB's closed-loop check episodes per scenario and round (DaggerConfig.eval_episodes)
+FAMILIES = ("expert", "modular", "e2e")  # evaluation rates: the expert, modular (learned det. + lanes), e2e M
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What one run measured on this machine."""
+
+    collect_fps: float  # expert collection frames/s, fast core, `workers` processes
+    train_sps: dict[str, float]  # training samples/s: "S", "M", "L", "detector", "lanes"
+    infer_sps: dict[str, float]  # held-out (no-grad) samples/s, same keys
+    eval_sps: dict[str, float]  # evaluation steps/s per family (FAMILIES)
+    workers: int = 2  # processes of collection and evaluation
+    threads: int = 1  # torch threads of training
+
+
+@dataclass(frozen=True)
+class Study:
+    """A `steerbench scale` study, in the terms of its flags (steerbench/cli/study.py)."""
+
+    frames: tuple[int, ...] = (300, 1000, 3000, 10000)  # dataset sizes N
+    nets: tuple[str, ...] = ("S", "M", "L")
+    max_frames: dict[str, int] = field(default_factory=dict)  # a network's largest N (absent: all of `frames`)
+    seeds: int = 3  # training seeds
+    episodes: int = 10  # evaluation episodes per scenario
+    scenarios: tuple[str, ...] = tuple(SUITE)
+    passes: float = 20.0
+    min_steps: int = 2000
+    samples: int = 30000  # the detector's and lane model's samples (more epochs at small N)
+    detector_epochs: int = 3  # scale's least epochs of the learned detector
+    lane_epochs: int = 10  # and of the lane model
+    eval_frames: int = 300  # their held-out frames per split (Budget.detector_eval_frames)
+    heldout_episodes: int = 4  # train-dev and dev episodes per scenario
+    dagger: tuple[str, ...] = ("M",)
+    dagger_rounds: int = 2
+    dagger_episodes: int = 10
+    detector: bool = True  # the modular curve with map lanes
+    pixels: bool = True  # the pixels-only modular curve
+
+    def sizes(self, model: str) -> list[int]:
+        """The N at which `model` (a net size, or the modular curves: any other name) is trained."""
+        top = self.max_frames.get(model, max(self.frames))
+        return [n for n in sorted(self.frames) if n <= top]
+
+    def budget(self, n: int) -> Budget:
+        return Budget(scenarios=self.scenarios, frames=n, passes=self.passes, min_steps=self.min_steps,
+                      samples=self.samples, detector_epochs=self.detector_epochs, lane_epochs=self.lane_epochs)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One row of the cost model."""
+
+    name: str
+    copies: int  # models (or runs) it stands for
+    work: str  # what they do, in numbers
+    hours: float  # on this machine, all copies
+    cores: int  # cores kept busy
+
+    @property
+    def cpu_hours(self) -> float:
+        return self.hours * self.cores
+
+
+def heldout_frames(study: Study) -> int:
+    """Frames of one held-out split (train-dev or dev), full-length episodes."""
+    return study.heldout_episodes * sum(nominal_steps(s, "train") for s in study.scenarios)
+
+
+def collected_frames(study: Study) -> int:
+    """Train frames the largest N's composition pools hold, plus the two held-out splits."""
+    top = max(max(study.sizes(m)) for m in (*study.nets, "modular"))
+    share = top / len(study.scenarios)
+    train = sum(max(math.ceil(4 * share), 16 * nominal_steps(s, "train")) for s in study.scenarios)
+    return train + 2 * heldout_frames(study)
+
+
+def network_seconds(study: Study, rates: Rates, size: str, n: int) -> tuple[int, float]:
+    """Updates and seconds of one network at N (its full step budget and its held-out checks)."""
+    updates = study.budget(n).e2e_steps(BATCH)
+    interval = min(updates, min(1000, max(50, math.ceil(n / BATCH))))
+    checks = math.ceil(updates / interval)
+    return updates, updates * BATCH / rates.train_sps[size] + checks * 2 * heldout_frames(study) / rates.infer_sps[size]
+
+
+def perception_seconds(study: Study, rates: Rates, model: str, n: int) -> tuple[int, float]:
+    """Epochs and seconds of one detector or lane model at N."""
+    least = study.detector_epochs if model == "detector" else study.lane_epochs
+    epochs = study.budget(n).epochs(least)
+    return epochs, epochs * n / rates.train_sps[model] + (epochs + 1) * 2 * study.eval_frames / rates.infer_sps[model]
+
+
+def episode_seconds(study: Study, rates: Rates, family: str, per_scenario: int) -> float:
+    """`per_scenario` full-length episodes of every scenario at `family`'s rate."""
+    return per_scenario * sum(nominal_steps(s, "train") for s in study.scenarios) / rates.eval_sps[family]
+
+
+def project(study: Study, rates: Rates) -> list[Part]:
+    """The cost model (module docstring): one Part per row."""
+    k, env_cores = study.seeds, rates.workers
+    parts = [Part("data collection", 1, f"{collected_frames(study)} frames",
+                  collected_frames(study) / rates.collect_fps / 3600, env_cores)]
+    copies: list[tuple[str, int]] = []  # (family, copies) evaluated
+    for size in study.nets:
+        for n in study.sizes(size):
+            updates, s = network_seconds(study, rates, size, n)
+            parts.append(Part(f"e2e-{size} N={n}", k, f"{updates} updates x {BATCH}", k * s / 3600, rates.threads))
+            copies.append(("e2e", k))
+    for size in study.dagger:
+        for n in study.sizes(size):
+            updates, train_s = network_seconds(study, rates, size, n)
+            trainings = study.dagger_rounds + (size not in study.nets)  # round 0 is e2e-<size> itself
+            rollouts = study.dagger_rounds * study.dagger_episodes + (study.dagger_rounds + 1) * CHECKS
+            roll_s = episode_seconds(study, rates, "e2e", rollouts)
+            s = trainings * train_s + roll_s
+            parts.append(Part(f"DA-RB e2e-{size} N={n}", k, f"{trainings} x {updates} updates, "
+                              f"{rollouts} episodes x {len(study.scenarios)} scenarios", k * s / 3600,
+                              max(rates.threads, env_cores)))
+            copies.append(("e2e", k))
+    modular = [m for m, on in (("detector", study.detector or study.pixels), ("lanes", study.pixels)) if on]
+    for model in modular:
+        for n in study.sizes("modular"):
+            epochs, s = perception_seconds(study, rates, model, n)
+            parts.append(Part(f"{model} N={n}", k, f"{epochs} epochs x {n} frames", k * s / 3600, rates.threads))
+    copies += [("modular", k)] * len(study.sizes("modular")) * (int(study.detector) + int(study.pixels))
+    copies += [("expert", 1), ("modular", 1)]  # the references: expert, modular with ground-truth detection
+    for family in FAMILIES:
+        count = sum(c for f, c in copies if f == family)
+        if count:
+            parts.append(Part(f"evaluate {family}", count, f"{study.episodes} episodes x {len(study.scenarios)} "
+                              f"scenarios each", count * episode_seconds(study, rates, family, study.episodes) / 3600,
+                              env_cores))
+    return parts
+
+
+def table(parts: Sequence[Part]) -> str:
+    rows = ["| part | copies | work per copy | hours | cores | CPU-hours |", "|---|---|---|---|---|---|"]
+    rows += [f"| {p.name} | {p.copies} | {p.work} | {p.hours:.3f} | {p.cores} | {p.cpu_hours:.3f} |" for p in parts]
+    rows.append(f"| total | | | {sum(p.hours for p in parts):.3f} | | {sum(p.cpu_hours for p in parts):.3f} |")
+    return "\n".join(rows)
+
+
+# -- measurements -----------------------------------------------------------------------------
+def measure_collection(data: Path, scenarios: tuple[str, ...], episodes: int, workers: int) -> float:
+    """Train frames/s of the expert (timed), then one train-dev and one dev episode per scenario."""
+    def run(split: str, count: int, noise: float) -> dict:
+        return collect(CollectConfig(teacher=AgentSpec("expert", resolve("expert")), scenarios=scenarios,
+                                     split=split, episodes=count, workers=workers, out=data, noise_std=noise,
+                                     env=EnvSettings(fast=True), progress=False))
+
+    t0 = time.perf_counter()
+    frames = int(run("train", episodes, 0.1)["total_frames"])
+    fps = frames / (time.perf_counter() - t0)
+    for split in ("train-dev", "dev"):
+        run(split, 1, 0.0)
+    print(f"collection: {frames} train frames, {len(scenarios)} scenarios, {workers} workers: {fps:.1f} frames/s")
+    return fps
+
+
+def measure_network(data: Path, tmp: Path, size: str, updates: int) -> tuple[float, float, Path]:
+    """Training and held-out samples/s of PilotNet `size`, and its weights in train-e2e's best.pt format."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = TrainConfig(data=str(data), logdir=str(tmp / f"e2e-{size}"), size=size, batch=BATCH, progress=False)
+    full, train_set, dev_set, _ = _splits(cfg, stack=4)
+    sample = full.episodes[0].frames
+    net_cfg = NetConfig(size=size, stack=4, channels=1 if sample.ndim == 3 else 3, height=sample.shape[1],
+                        width=sample.shape[2], outputs=cfg.outputs)
+    torch.manual_seed(0)
+    net = PilotNet(net_cfg).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(0)
+    warm = max(1, updates // 10)
+    period(net, opt, train_set, cfg, device, gen, plan(warm, warm, 0, cfg.lr, "cosine", len(train_set), BATCH), 1)
+    steps = plan(updates, updates, 0, cfg.lr, "cosine", len(train_set), BATCH)
+    t0 = time.perf_counter()
+    period(net, opt, train_set, cfg, device, gen, steps, 1)
+    train_sps = updates * BATCH / (time.perf_counter() - t0)
+    net.eval()
+    t0, n = time.perf_counter(), 0
+    with torch.no_grad():
+        for frames, speed, command, _ in DataLoader(Subset(dev_set.dataset, dev_set.indices), batch_size=256):
+            net(frames.to(device), speed.to(device), command.to(device))
+            n += len(frames)
+    infer_sps = n / (time.perf_counter() - t0)
+    path = tmp / f"e2e-{size}.pt"
+    torch.save({"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": 0}, path)
+    print(f"e2e-{size}: {updates} updates x {BATCH} in {len(train_set)} frames, device {device}: "
+          f"{train_sps:.1f} train samples/s, {infer_sps:.1f} held-out samples/s")
+    return train_sps, infer_sps, path
+
+
+def measure_perception(data: Path, tmp: Path, model: str, scenarios: tuple[str, ...], frames: int,
+                       eval_frames: int) -> tuple[float, float, Path]:
+    """Training and held-out samples/s of one epoch of the detector's or lane model's own trainer."""
+    if model == "detector":
+        from steerbench.perception.learned_train import DetectorTrainConfig
+        from steerbench.perception.learned_train import train_detector as fit
+        cfg = DetectorTrainConfig(data=str(data), logdir=str(tmp / model), scenarios=scenarios, frames=frames,
+                                  eval_frames=eval_frames, epochs=1, progress=False)
+    else:
+        from steerbench.perception.lane_train import LaneTrainConfig
+        from steerbench.perception.lane_train import train_lanes as fit
+        cfg = LaneTrainConfig(data=str(data), logdir=str(tmp / model), scenarios=scenarios, frames=frames,
+                              eval_frames=eval_frames, epochs=1, progress=False)
+    t0 = time.perf_counter()
+    m = fit(cfg)
+    wall = time.perf_counter() - t0
+    held = (int(m["epochs_run"]) + 1) * sum(m["held_out_frames"].values())
+    train_sps = m["train_frames"] * int(m["epochs_run"]) / m["train_s"]
+    infer_sps = held / max(wall - m["load_s"] - m["train_s"], 1e-9)
+    print(f"{model}: {m['train_frames']} frames x {m['epochs_run']} epoch: {train_sps:.1f} train samples/s, "
+          f"{infer_sps:.1f} held-out frames/s (checkpoints and TensorBoard included)")
+    return train_sps, infer_sps, Path(m["checkpoint"])
+
+
+def measure_eval(tmp: Path, family: str, spec: AgentSpec, scenarios: tuple[str, ...], episodes: int,
+                 workers: int) -> float:
+    """Evaluation steps/s of one agent (run_eval, worker start-up included)."""
+    t0 = time.perf_counter()
+    out = run_eval(EvalConfig(agents=(spec,), scenarios=scenarios, episodes=episodes, workers=workers,
+                              logdir=tmp / f"eval-{family}", env=EnvSettings(fast=True), progress=False))
+    seconds = time.perf_counter() - t0
+    steps = sum(int(r["metrics"]["steps"]) for r in out.rows)
+    print(f"evaluate {family}: {len(out.rows)} episodes, {steps} steps, {workers} workers: "
+          f"{steps / seconds:.1f} steps/s")
+    return steps / seconds
+
+
+def measure(scenarios: tuple[str, ...], episodes: int, workers: int, nets: Sequence[str], updates: int,
+            detector_frames: int, eval_frames: int, eval_episodes: int) -> Rates:
+    """Every rate, in one temp dir."""
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        data = tmp / "data"
+        fps = measure_collection(data, scenarios, episodes, workers)
+        train, infer, ckpt = {}, {}, {}
+        for size in dict.fromkeys((*nets, "M")):
+            train[size], infer[size], ckpt[size] = measure_network(data, tmp, size, updates)
+        for model in ("detector", "lanes"):
+            train[model], infer[model], ckpt[model] = measure_perception(data, tmp, model, scenarios,
+                                                                         detector_frames, eval_frames)
+        specs = {"expert": AgentSpec("expert", resolve("expert")),
+                 "modular": AgentSpec("modular-learned-learned", resolve("modular"),
+                                      (("detector", "learned"), ("checkpoint", str(ckpt["detector"])),
+                                       ("lanes", "learned"), ("lanes.checkpoint", str(ckpt["lanes"])))),
+                 "e2e": AgentSpec("e2e-M", resolve("e2e"), (("checkpoint", str(ckpt["M"])),))}
+        rates = {f: measure_eval(tmp, f, specs[f], scenarios, eval_episodes, workers) for f in FAMILIES}
+    return Rates(fps, train, infer, rates, workers, torch.get_num_threads())
+
+
+# -- the command ------------------------------------------------------------------------------
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(sorted({int(s) for s in text.split(",") if s.strip()}))
+
+
+def _limits(text: str) -> dict[str, int]:
+    out = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        size, _, n = part.partition("=")
+        if size not in ("S", "M", "L") or not n.isdigit():
+            raise argparse.ArgumentTypeError(f"expected SIZE=FRAMES with SIZE one of S, M, L, got {part!r}")
+        out[size] = int(n)
+    return out
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_argument_group("measurement")
+    g.add_argument("--workers", type=int, default=2, help="processes of collection and evaluation")
+    g.add_argument("--scenarios", type=_names, default=tuple(SUITE), help="measured on these (default all five)")
+    g.add_argument("--collect-episodes", type=int, default=2, help="expert train episodes per scenario")
+    g.add_argument("--updates", type=int, default=300, help="timed updates per network")
+    g.add_argument("--detector-frames", type=int, default=500, help="train frames of the detector's and lanes' epoch")
+    g.add_argument("--eval-frames", type=int, default=100, help="their held-out frames per split")
+    g.add_argument("--eval-episodes", type=int, default=2, help="evaluation episodes per scenario and family")
+    s = p.add_argument_group("the projected study (steerbench scale's flags)")
+    s.add_argument("--frames", type=_sizes, default=Study.frames, help="dataset sizes N")
+    s.add_argument("--nets", type=_names, default=Study().nets)
+    s.add_argument("--max-frames", type=_limits, default={}, metavar="SIZE=N,...",
+                   help="a network's largest N, e.g. S=30000,L=30000 (default: every N)")
+    s.add_argument("--seeds", type=int, default=3, help="training seeds")
+    s.add_argument("--episodes", type=int, default=10, help="evaluation episodes per scenario")
+    s.add_argument("--passes", type=float, default=20.0)
+    s.add_argument("--min-steps", type=int, default=2000)
+    s.add_argument("--samples", type=int, default=30000)
+    s.add_argument("--dagger-nets", type=_names, default=("M",))
+    s.add_argument("--dagger-rounds", type=int, default=2)
+    s.add_argument("--dagger-episodes", type=int, default=10)
+    s.add_argument("--no-detector", action="store_true")
+    s.add_argument("--no-pixels", action="store_true")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.workers, a.scenarios, a.collect_episodes, a.updates = 1, ("merge",), 2, 8
+        a.detector_frames, a.eval_frames, a.eval_episodes = 64, 8, 1
+        a.frames, a.nets, a.seeds, a.episodes = (300, 1000), ("S", "M"), 2, 2
+    rates = measure(a.scenarios, a.collect_episodes, a.workers, a.nets, a.updates, a.detector_frames,
+                    a.eval_frames, a.eval_episodes)
+    study = Study(frames=a.frames, nets=a.nets, max_frames=a.max_frames, seeds=a.seeds, episodes=a.episodes,
+                  passes=a.passes, min_steps=a.min_steps, samples=a.samples, dagger=a.dagger_nets,
+                  dagger_rounds=a.dagger_rounds, dagger_episodes=a.dagger_episodes, detector=not a.no_detector,
+                  pixels=not a.no_pixels)
+    parts = project(study, rates)
+    print(f"\nprojected study: N = {','.join(map(str, study.frames))}, nets {','.join(study.nets)} "
+          f"(largest N: {study.max_frames or 'all'}), {study.seeds} seeds, {study.episodes} evaluation episodes x "
+          f"{len(study.scenarios)} scenarios; every model runs its full budget (no early stopping: an upper bound); "
+          f"{os.cpu_count()} CPUs, torch {rates.threads} threads")
+    print(table(parts))
+    per_episode = sum(nominal_steps(s, "train") for s in study.scenarios) / len(study.scenarios)
+    out = {"study_cost_collect_fps": rates.collect_fps}
+    out.update({f"study_cost_train_sps_{k}": v for k, v in rates.train_sps.items()})
+    out.update({f"study_cost_eval_eps_{f}": v / per_episode for f, v in rates.eval_sps.items()})
+    out["study_cost_hours"] = sum(p.hours for p in parts)
+    out["study_cost_cpu_hours"] = sum(p.cpu_hours for p in parts)
+    meanings = {"collect_fps": f"expert collection frames/s, fast core, {rates.workers} workers",
+                "train_sps": f"training samples/s (updates x batch / s; detector, lanes: an epoch's frames / s), "
+                             f"torch {rates.threads} threads",
+                "eval_eps": f"evaluation episodes/s of {per_episode:.0f}-step episodes, {rates.workers} workers",
+                "hours": "projected hours of the study on this machine, parts in series, no early stopping",
+                "cpu_hours": "projected CPU-hours of the study (hours x cores busy), no early stopping"}
+    for name, value in out.items():
+        key = next(k for k in meanings if name.startswith(f"study_cost_{k}"))
+        rate_line(name, value, meanings[key])
+    return out
+
+
+if __name__ == "__main__":
+    main()
