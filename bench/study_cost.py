@@ -39,9 +39,7 @@ scenario, B = Budget(frames=N, passes, min_steps, samples) of steerbench.study.m
   each, at its family's rate (e2e S, L and DA-RB at e2e M's; modular with map lanes at the
   learned-lanes one's, an upper bound). Hours are this machine's, the parts run one after another;
   CPU-hours = hours x the cores a part keeps busy (workers for episodes, torch threads for training).
-
-Usage: python bench/study_cost.py [--workers 2] [--frames 300,1000,3000,10000,30000,100000]
-       [--nets S,M,L] [--max-frames S=30000,L=30000] [--seeds 3] [--episodes 10] [--quick]
+Usage (`--help` lists every flag): python bench/study_cost.py --frames 300,1000,3000,10000,30000,100000
 """
 
 from __future__ import annotations
