@@ -72,6 +72,14 @@ non_negative_int = number(int, 0, strict=False)
 non_negative_float = number(float, 0, strict=False)
 
 
+def fraction(text: str) -> float:
+    """argparse type: a share in [0, 1]."""
+    value = number(float, 0.0, strict=False)(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def frame_size(text: str) -> tuple[int, int]:
     """argparse type: `WIDTHxHEIGHT`, each at least 16 -> (width, height)."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)

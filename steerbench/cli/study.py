@@ -168,7 +168,7 @@ def _scale_parser(sub) -> None:
     g.add_argument("--lr", type=_rates, default=(), metavar="SIZE=RATE,...",
                    help="learning rate per network size, e.g. S=3e-3,M=1e-3 (steerbench tune finds them; "
                         "default 1e-3)")
-    g.add_argument("--viewpoint", type=common.number(float, 0.0, strict=False), default=0.0,
+    g.add_argument("--viewpoint", type=common.fraction, default=0.0,
                    help="share of samples seen from a displaced ego (train-e2e --viewpoint; 0: off)")
     g.add_argument("--dagger-rounds", type=common.positive(int), default=2, help="DA-RB rounds")
     g.add_argument("--dagger-episodes", type=common.positive(int), default=10,
@@ -210,8 +210,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
                                  min_steps=args.min_steps, schedule=args.schedule, lrs=args.lr,
                                  viewpoint=args.viewpoint, composition=Composition(),
                                  dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes)
-    if args.viewpoint > 1:
-        raise common.UsageError(f"--viewpoint is a share in [0, 1], got {args.viewpoint}")
     cfg = ScaleConfig(frames=args.frames, scenarios=scenarios, budget=budget, nets=args.nets,
                       dagger=args.dagger_nets, detector=not args.no_detector, pixels=not args.no_pixels,
                       split=args.split, episodes=args.episodes,

@@ -70,7 +70,7 @@ def _train_e2e_parser(sub) -> None:
                         "of --steps, whichever is more)")
     b.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
-    t.add_argument("--viewpoint", type=_share_or_zero, default=0.0,
+    t.add_argument("--viewpoint", type=common.fraction, default=0.0,
                    help="share of samples seen from a displaced ego (up to 1 m, 5 deg) with the steering label "
                         "corrected back to the path, PilotNet's augmentation (0: off; docs/e2e.md)")
     t.add_argument("--viewpoint-recover", type=common.positive(float), default=2.0, metavar="SECONDS",
@@ -97,14 +97,6 @@ def _share(text: str) -> float:
     value = common.positive(float)(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
-    return value
-
-
-def _share_or_zero(text: str) -> float:
-    """argparse type: a share in [0, 1]."""
-    value = common.number(float, 0.0, strict=False)(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
 
 

@@ -298,3 +298,22 @@ def test_seed_means_weights_where_it_is_not_deprecated(capsys):
         main(["eval", "--help"])
     help_text = capsys.readouterr().out
     assert "--first-episode" in help_text and "--seed" not in help_text
+
+
+def test_scale_flags_reach_the_budget_and_bad_ones_are_usage_errors(monkeypatch, capsys):
+    seen = _capture(monkeypatch, "steerbench.study.scale.run_scale")
+    with pytest.raises(_Captured):
+        main(["scale", "--frames", "300,1000", "--lr", "S=3e-3,M=1e-3", "--passes", "30", "--min-steps", "500",
+              "--schedule", "constant", "--dagger-nets", "none", "--no-pixels", "--viewpoint", "0.5"])
+    cfg = seen.pop()
+    b = cfg.budget
+    assert b.lrs == (("S", 3e-3), ("M", 1e-3)) and b.passes == 30 and b.min_steps == 500
+    assert b.schedule == "constant" and b.viewpoint == 0.5 and b.composition is not None
+    assert cfg.dagger == () and not cfg.pixels and cfg.detector and cfg.train_seeds == (0, 1, 2)
+    assert cfg.scenarios == ("highway", "merge", "roundabout", "intersection", "racetrack")
+    for bad in (["--lr", "M=x"], ["--lr", "Q=1e-3"], ["--lr", "M=-1"], ["--viewpoint", "2"], ["--passes", "0"],
+                ["--dagger-nets", "XL"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["scale", *bad])
+        assert exc.value.code == 2, bad
+        assert len(capsys.readouterr().err.strip().splitlines()) <= 2  # argparse: usage line + the error
