@@ -65,6 +65,7 @@ from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.collect import CollectConfig, collect
 from steerbench.harness.evaluate import EvalConfig, run_eval
 from steerbench.perception.detector_data import nominal_steps
+from steerbench.sim.dataset import DatasetIndex
 from steerbench.sim.runner import EnvSettings
 from steerbench.sim.scenarios import SUITE
 from steerbench.study.models import Budget
@@ -263,7 +264,16 @@ def measure_network(data: Path, tmp: Path, size: str, updates: int) -> tuple[flo
 
 def measure_perception(data: Path, tmp: Path, model: str, scenarios: tuple[str, ...], frames: int,
                        eval_frames: int) -> tuple[float, float, Path]:
-    """Training and held-out samples/s of one epoch of the detector's or lane model's own trainer."""
+    """Training and held-out samples/s of one epoch of the detector's or lane model's own trainer
+    (on at most the frames the data holds: equal shares, so the shortest scenario limits them)."""
+    rows = DatasetIndex(data).rows
+
+    def held(split: str, stride: int) -> int:  # usable frames of the scarcest scenario, times the scenarios
+        return len(scenarios) * min(sum(-(-r["steps"] // stride) for r in rows
+                                        if r["split"] == split and r["scenario"] == s) for s in scenarios)
+
+    frames = min(frames, held("train", 1))
+    eval_frames = min(eval_frames, held("train-dev", 4), held("dev", 4))  # both trainers' eval_stride
     if model == "detector":
         from steerbench.perception.learned_train import DetectorTrainConfig
         from steerbench.perception.learned_train import train_detector as fit
