@@ -12,8 +12,7 @@ from steerbench.perception.learned import episode_torch
 from steerbench.sim.types import CameraConfig, EpisodeInfo, Observation
 
 from .base import AgentInfo
-from .e2e_train import load_checkpoint
-from .pilotnet import NetConfig, PilotNet
+from .e2e_train import load_network
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,8 @@ class E2EAgent:
     info = AgentInfo("e2e", "pixels", "PilotNet-class network cloned from the expert (train-e2e)")
 
     def __init__(self, options: E2EOptions) -> None:
-        blob = load_checkpoint(Path(options.checkpoint))  # weights_only: never unpickles code
-        self.config = NetConfig(**blob["config"])
-        self.net = PilotNet(self.config)
-        self.net.load_state_dict(blob["model"])
-        self.net.to(options.device).eval()
+        self.net, self.config = load_network(Path(options.checkpoint))  # weights_only: never unpickles code
+        self.net.to(options.device)
         self.device = options.device
         self.checkpoint = options.checkpoint
 

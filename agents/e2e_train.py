@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from steerbench.perception.detector_data import shares
+from steerbench.perception.detector_data import composed_steps, shares
+from steerbench.perception.learned import DetectorError
 from steerbench.perception.training import (
     EarlyStopping,
     RunDir,
@@ -32,8 +33,7 @@ from steerbench.perception.training import (
     save_checkpoint,
     save_last,
 )
-from steerbench.sim.composition import Composition, CompositionError, compose
-from steerbench.sim.dataset import DatasetIndex
+from steerbench.sim.composition import Composition, CompositionError
 from steerbench.sim.episodes import DAGGER, by_split
 from steerbench.sim.storage import atomic_write_json
 
@@ -124,24 +124,25 @@ def first_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, sc
 
 def composed_frames(full: ImitationDataset, candidates: np.ndarray, frames: int, scenarios: Sequence[str],
                     rule: Composition = Composition()) -> np.ndarray:
-    """`frames` of the expert's episodes among `candidates` in sim.composition's mix (equal shares
-    per scenario, a fixed DART share, spread over a pool of episodes), plus every DAgger rollout
-    among them: a DAgger student at N trains on the same N expert frames as behaviour cloning."""
+    """The `frames` expert frames of sim.composition's mix (equal shares per scenario, a fixed
+    DART share, spread over a pool of episodes), the very frames `perception.detector_data.
+    composed_steps` gives the learned detector and lane model, plus every DAgger rollout among
+    `candidates`: a DAgger student at N trains on the same N expert frames as behaviour cloning."""
     episode = full.index[candidates, 0]
-    dagger = np.array([DAGGER.holds("train", ep.index) for ep in full.episodes], dtype=bool)
-    rollout = dagger[episode]
-    rows = {(r["scenario"], r["index"]): r for r in DatasetIndex(full.root).rows if r["split"] == "train"}
-    expert = np.unique(episode[~rollout])
-    names = list(scenarios) or list(dict.fromkeys(full.episodes[e].scenario for e in expert))
+    rollout = np.array([DAGGER.holds("train", ep.index) for ep in full.episodes], dtype=bool)[episode]
+    names = list(scenarios) or list(dict.fromkeys(full.episodes[e].scenario for e in np.unique(episode[~rollout])))
     try:
-        picks = compose([rows[(full.episodes[e].scenario, full.episodes[e].index)] for e in expert], frames, names,
-                        rule)
-    except CompositionError as exc:
+        chosen = composed_steps(full.root, "train", names, frames, 1, rule)
+    except (CompositionError, DetectorError) as exc:
         raise TrainingError(f"{full.root}: {exc}") from None
     position = {(full.episodes[e].scenario, full.episodes[e].index, int(t)): i
                 for i, (e, t) in zip(candidates, full.index[candidates])}
-    chosen = np.array([position[(p.scenario, p.index, p.step)] for p in picks], dtype=np.int64)
-    return np.concatenate([chosen, candidates[rollout]])
+    missing = next((k for k in chosen if (*k, chosen[k][0]) not in position), None)
+    if missing is not None:
+        raise TrainingError(f"the mix for {frames} frames takes {'/'.join(map(str, missing))}, which this run "
+                            "does not train on")
+    picked = [position[(scenario, index, t)] for (scenario, index), steps in chosen.items() for t in steps]
+    return np.concatenate([np.asarray(picked, dtype=np.int64), candidates[rollout]])
 
 
 def _episodes_of(full: ImitationDataset, subset: Subset) -> dict[str, list[list[int]]]:
@@ -153,6 +154,15 @@ def _episodes_of(full: ImitationDataset, subset: Subset) -> dict[str, list[list[
 def load_checkpoint(path: Path) -> dict:
     """A train-e2e checkpoint (best.pt or last.pt), read with `weights_only=True`; TrainingError otherwise."""
     return read_checkpoint(path, TrainingError, f"no checkpoint at {path}")
+
+
+def load_network(path: Path) -> tuple[PilotNet, NetConfig]:
+    """The network of a train-e2e best.pt, its weights loaded, in eval mode on the CPU."""
+    blob = load_checkpoint(Path(path))
+    config = NetConfig(**blob["config"])
+    net = PilotNet(config)
+    net.load_state_dict(blob["model"])
+    return net.eval(), config
 
 
 def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> dict:

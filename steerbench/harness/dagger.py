@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steerbench.agents.e2e_train import TrainConfig, load_checkpoint, train
+from steerbench.agents.e2e_train import TrainConfig, load_network, train
 from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import BUILTIN, AgentSpec
 from steerbench.harness.backends import Backend
@@ -269,16 +269,11 @@ def _errors(checkpoint: Path, root: Path, rows: list[dict]) -> list[np.ndarray]:
     label| over the outputs it predicts) on the stored observation, computed as episodes run."""
     import torch
 
-    from steerbench.agents.pilotnet import NetConfig, PilotNet
     from steerbench.perception.learned import episode_torch
 
     if not rows:
         return []
-    blob = load_checkpoint(checkpoint)
-    config = NetConfig(**blob["config"])
-    net = PilotNet(config)
-    net.load_state_dict(blob["model"])
-    net.eval()
+    net, config = load_network(checkpoint)
     out = []
     with torch.no_grad(), episode_torch():
         for row in rows:
