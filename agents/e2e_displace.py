@@ -19,7 +19,7 @@ import torch
 from steerbench.sim.scenarios import get_scenario
 from steerbench.sim.types import CameraConfig
 
-from .e2e_viewpoint import FrameGeometry, Viewpoint, augment
+from .e2e_viewpoint import WarpGeometry, Viewpoint, augment
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Displacer:
     the scenario number of every sample of the dataset (its position in `ImitationDataset.index`)."""
 
     viewpoint: Viewpoint
-    geometry: tuple[FrameGeometry, ...]
+    geometry: tuple[WarpGeometry, ...]
     scenario: np.ndarray  # (samples,) int
 
     @classmethod
@@ -37,7 +37,7 @@ class Displacer:
         """From a dataset's manifest (its camera) and each sample's scenario name."""
         camera = json.loads((Path(root) / "manifest.json").read_text())["env"]["camera"]
         names = list(dict.fromkeys(scenarios))
-        geometry = tuple(FrameGeometry.from_camera(CameraConfig(
+        geometry = tuple(WarpGeometry.from_camera(CameraConfig(
             width=int(camera["width"]), height=int(camera["height"]), scaling=float(camera["scaling"]),
             centering=tuple(camera.get("centering") or get_scenario(name).centering))) for name in names)
         number = {name: k for k, name in enumerate(names)}

@@ -11,14 +11,15 @@ from the agent's own `stats()` (`time/<stage>_ms_mean`, means per episode, weigh
 divided by the mean env step. torch runs with one thread, as in eval workers.
 
 Agents: expert, lane_keeper, modular (classical detector, map lanes), modular with the learned
-detector when `--detector-checkpoint` is given, and e2e M: `--checkpoint` or else a randomly
+detector when `--detector-checkpoint` is given (and with learned lanes too, pixels only, when
+`--lanes-checkpoint` is also given), and e2e M: `--checkpoint` or else a randomly
 initialised PilotNet M saved in a temp dir in train-e2e's best.pt format (its cost does not
 depend on the weights).
 
 Targets (project issue): e2e M < 0.25 and the whole modular agent < 0.75 of an env step;
 expert and lane_keeper are reported without a target.
 Usage: python bench/agent_cost.py [--episodes 3] [--steps 200] [--checkpoint best.pt]
-       [--detector-checkpoint best.pt] [--fast-sim] [--quick]
+       [--detector-checkpoint best.pt [--lanes-checkpoint best.pt]] [--fast-sim] [--quick]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from steerbench.sim.env import SteerEnv
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.scenarios import episode_seed
 
-TARGETS = {"e2e-M": 0.25, "modular": 0.75, "modular-learned": 0.75}  # fraction of one env step
+TARGETS = {"e2e-M": 0.25, "modular": 0.75, "modular-learned": 0.75, "modular-learned-learned": 0.75}  # fraction of one env step
 
 
 def random_checkpoint(path: Path, env: SteerEnv) -> Path:
@@ -51,7 +52,7 @@ def random_checkpoint(path: Path, env: SteerEnv) -> Path:
     return path
 
 
-def agents(checkpoint: Path, detector: str | None) -> dict[str, AgentSpec]:
+def agents(checkpoint: Path, detector: str | None, lanes: str | None = None) -> dict[str, AgentSpec]:
     specs = {
         "expert": AgentSpec("expert", resolve("expert")),
         "lane_keeper": AgentSpec("lane_keeper", resolve("lane_keeper")),
@@ -61,6 +62,10 @@ def agents(checkpoint: Path, detector: str | None) -> dict[str, AgentSpec]:
     if detector:
         specs["modular-learned"] = AgentSpec("modular-learned", resolve("modular"),
                                              (("detector", "learned"), ("checkpoint", detector)))
+    if detector and lanes:  # pixels only: the learned detector and the learned lanes
+        specs["modular-learned-learned"] = AgentSpec(
+            "modular-learned-learned", resolve("modular"),
+            (("detector", "learned"), ("checkpoint", detector), ("lanes", "learned"), ("lanes.checkpoint", lanes)))
     return specs
 
 
@@ -106,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--steps", type=int, default=200, help="most policy steps per episode")
     p.add_argument("--checkpoint", default="", help="an e2e M best.pt (default: random weights)")
     p.add_argument("--detector-checkpoint", default="", help="also the modular agent with this learned detector")
+    p.add_argument("--lanes-checkpoint", default="",
+                   help="with --detector-checkpoint, also the pixels-only agent with this learned lane model")
     p.add_argument("--fast-sim", action="store_true", help="the fast simulation core (a cheaper env step)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
     a = p.parse_args(argv)
@@ -117,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = Path(a.checkpoint) if a.checkpoint else random_checkpoint(Path(tmp) / "best.pt", env)
-            built = {name: spec() for name, spec in agents(ckpt, a.detector_checkpoint).items()}
+            built = {name: spec() for name, spec in agents(ckpt, a.detector_checkpoint, a.lanes_checkpoint).items()}
             env_t, act_t, stats = measure(env, built, a.scenario, a.split, a.episodes, a.steps)
     finally:
         env.close()

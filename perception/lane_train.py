@@ -40,6 +40,7 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
+from .lane_displace import LaneDisplacer
 from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
@@ -84,19 +85,23 @@ class LaneTrainConfig:
     noise_sd: float = 8.0  # augmentation: Gaussian pixel noise, sd drawn from U(0, noise_sd)
     images: int = 4  # held-out frames drawn with their lanes in TensorBoard, per split
     composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
+    viewpoint: float = 0.0  # share of train frames seen from a displaced ego, labels moved (0: off; lane_displace)
     progress: bool = True
 
     def __post_init__(self) -> None:
         if (self.frames is not None and self.frames < 1) or self.eval_frames < 1 or self.eval_stride < 1 \
                 or self.epochs < 1 or self.batch < 1:
             raise LaneModelError("frames, eval_frames, eval_stride, epochs and batch must be positive")
+        if not 0.0 <= self.viewpoint <= 1.0:
+            raise LaneModelError(f"viewpoint is a share of the train frames, in [0, 1]; got {self.viewpoint}")
         for s in self.scenarios:
             get_scenario(s)
 
 
 def _comparable(cfg: LaneTrainConfig) -> str:
     """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
-    unset = ("composition",) if cfg.composition is None else ()  # runs from before the field still resume
+    # runs from before these fields still resume
+    unset = (("composition",) if cfg.composition is None else ()) + (("viewpoint",) if not cfg.viewpoint else ())
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -224,12 +229,17 @@ def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrain
     order = torch.randperm(len(train), generator=gen)
     frames = torch.from_numpy(train.frames)
     s = torch.as_tensor(train.s, device=device)
+    displace = (LaneDisplacer.for_frames(train.geometries, train.s, cfg.viewpoint) if cfg.viewpoint else None)
     sums: dict[str, float] = {}
     steps = range(0, len(order), cfg.batch)
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):
         idx = order[start:start + cfg.batch]
-        x = augment(frames[idx], cfg.brightness, cfg.noise_sd, gen).to(device)
         ego, target, valid, width, command = _tensors(train, idx.numpy(), device)
+        x = frames[idx]
+        if displace is not None:  # before the photometric draw: the fill grey takes its gain too
+            x, target = displace(x, target.cpu(), train.scenario[idx.numpy()], gen)
+            target = target.to(device)
+        x = augment(x, cfg.brightness, cfg.noise_sd, gen).to(device)
         parts = losses(net(x, ego, data.scaling, command), s, target, valid, width)
         opt.zero_grad()
         parts["total"].backward()

@@ -82,6 +82,8 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--lane-frames", type=common.positive(int), default=3000, help="learned lane model's train frames")
     g.add_argument("--lane-epochs", type=common.positive(int), default=10,
                    help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
+    g.add_argument("--lane-viewpoint", type=common.fraction, default=0.0,
+                   help="share of the lane model's frames seen from a displaced ego (train-lanes --viewpoint)")
 
 
 def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
@@ -90,7 +92,7 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
     return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
                   e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
                   detector_epochs=args.detector_epochs, lane_frames=args.lane_frames, lane_epochs=args.lane_epochs,
-                  frames=frames, workers=args.workers,
+                  lane_viewpoint=args.lane_viewpoint, frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 
 

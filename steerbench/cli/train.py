@@ -46,6 +46,10 @@ def _train_lanes_parser(sub) -> None:
     t.add_argument("--lr", type=common.positive(float), default=2e-3)
     t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
     t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
+    t.add_argument("--viewpoint", type=common.fraction, default=0.0,
+                   help="share of train frames seen from a displaced ego (up to 1.5 m, 10 deg) with the lane labels "
+                        "moved with it: the model learns where the lane is when the ego is off its centre "
+                        "(0: off; docs/perception.md)")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -181,7 +185,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios)) if args.scenarios else ()
     cfg = LaneTrainConfig(data=str(args.data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          seed=args.seed, patience=args.patience, progress=not args.no_progress)
+                          seed=args.seed, patience=args.patience, viewpoint=args.viewpoint,
+                          progress=not args.no_progress)
     metrics = train_lanes(cfg)
     print(results_table(metrics))
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; {metrics['parameters']} parameters; "

@@ -56,6 +56,7 @@ class Budget:
     lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
     lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
+    lane_viewpoint: float = 0.0  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -166,7 +167,7 @@ class Models:
         b = self.budget
         cfg = LaneTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
                               frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
-                              epochs=b.epochs(b.lane_epochs), seed=seed,
+                              epochs=b.epochs(b.lane_epochs), seed=seed, viewpoint=b.lane_viewpoint,
                               composition=b.composition if b.frames else None, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"lanes-s{seed}", cfg)))
 

@@ -126,11 +126,11 @@ def test_viewpoint_augmentation_trains_deterministically_and_changes_the_model(d
 
 def test_a_mixed_batch_is_displaced_with_each_scenarios_geometry():
     from steerbench.agents.e2e_displace import Displacer
-    from steerbench.agents.e2e_viewpoint import FrameGeometry, Viewpoint, augment
+    from steerbench.agents.e2e_viewpoint import WarpGeometry, Viewpoint, augment
 
     view = Viewpoint(prob=1.0)
-    near = FrameGeometry(64, 128, 1.75, 38.0, 32.0)
-    centre = FrameGeometry(64, 128, 1.75, 64.0, 32.0)
+    near = WarpGeometry(64, 128, 1.75, 38.0, 32.0)
+    centre = WarpGeometry(64, 128, 1.75, 64.0, 32.0)
     displacer = Displacer(view, (near, centre), np.array([0, 1, 0, 1, 1]))
     frames = torch.randint(0, 255, (4, 4, 64, 128), dtype=torch.uint8)
     speed, steer = torch.full((4,), 20.0), torch.tensor([0.1, -0.2, 0.0, 0.3])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from steerbench.agents.e2e_viewpoint import (
-    FrameGeometry,
+    WarpGeometry,
     Viewpoint,
     augment,
     corrected_steering,
@@ -47,7 +47,7 @@ def displaced_render(env, shift: float, yaw: float) -> np.ndarray:
         ego.position, ego.heading = pos, heading
 
 
-def warp(frame: np.ndarray, shift: float, yaw: float, geometry: FrameGeometry) -> np.ndarray:
+def warp(frame: np.ndarray, shift: float, yaw: float, geometry: WarpGeometry) -> np.ndarray:
     out = warp_frames(torch.from_numpy(frame)[None, None], torch.tensor([shift]), torch.tensor([yaw]), geometry)
     return out[0, 0].numpy()
 
@@ -59,7 +59,7 @@ def test_the_warp_is_the_view_from_the_displaced_ego(envs, scenario, steps, shif
     env.reset(seed=1)
     for _ in range(steps):
         env.step(np.array([0.0, 0.0]))
-    geometry = FrameGeometry.from_camera(env.camera_config)
+    geometry = WarpGeometry.from_camera(env.camera_config)
     yaw = np.radians(yaw_deg)
     original = to_gray(env.camera.render(env.core.vehicle)[0])
     truth = displaced_render(env, shift, yaw)
@@ -81,7 +81,7 @@ def test_the_warp_is_the_view_from_the_displaced_ego(envs, scenario, steps, shif
 def test_the_ego_stays_at_its_pixel_and_the_border_is_background(envs):
     env = envs("highway")
     env.reset(seed=1)
-    geometry = FrameGeometry.from_camera(env.camera_config)
+    geometry = WarpGeometry.from_camera(env.camera_config)
     frame = to_gray(env.camera.render(env.core.vehicle)[0])
     ego = geometry.ego_mask().numpy() & (frame != geometry.background)
     assert ego.sum() >= 20  # the 9 x 3 px sprite
@@ -94,7 +94,7 @@ def test_the_ego_stays_at_its_pixel_and_the_border_is_background(envs):
 
 
 def test_one_warp_for_every_frame_of_a_sample():
-    geometry = FrameGeometry(64, 128, 1.75, 38.0, 32.0)
+    geometry = WarpGeometry(64, 128, 1.75, 38.0, 32.0)
     g = torch.Generator().manual_seed(0)
     frame = torch.randint(0, 256, (1, 1, 64, 128), generator=g, dtype=torch.uint8)
     stack = frame.expand(3, 4, 64, 128).clone()
@@ -218,7 +218,7 @@ def batch(n=16, seed=0):
 
 
 def test_augment_is_deterministic_and_keeps_dtype_and_shape():
-    geometry = FrameGeometry(64, 128, 1.75, 38.0, 32.0)
+    geometry = WarpGeometry(64, 128, 1.75, 38.0, 32.0)
     frames, speed, steering = batch()
     a = augment(frames, speed, steering, geometry, torch.Generator().manual_seed(7))
     b = augment(frames, speed, steering, geometry, torch.Generator().manual_seed(7))
@@ -234,7 +234,7 @@ def test_augment_is_deterministic_and_keeps_dtype_and_shape():
 
 
 def test_prob_zero_is_the_identity():
-    geometry = FrameGeometry(64, 128, 1.75, 38.0, 32.0)
+    geometry = WarpGeometry(64, 128, 1.75, 38.0, 32.0)
     frames, speed, steering = batch()
     out, labels = augment(frames, speed, steering, geometry, torch.Generator().manual_seed(0), Viewpoint(prob=0.0))
     assert torch.equal(out, frames) and torch.equal(labels, steering)

@@ -385,3 +385,16 @@ def test_a_run_from_before_the_command_input_resumes_as_stored(data, tmp_path, m
     save_checkpoint(last, blob)
     with pytest.raises(LaneModelError, match="2 navigation commands"):
         train_lanes(tiny_config(data, tmp_path / "old", epochs=3))
+
+
+def test_viewpoint_training_resumes_as_uninterrupted_and_is_its_own_configuration(data, tmp_path):
+    plain = train_lanes(tiny_config(data, tmp_path / "plain", epochs=1))
+    whole = train_lanes(tiny_config(data, tmp_path / "whole", epochs=2, viewpoint=0.5))
+    assert whole["history"][0]["train"] != plain["history"][0]["train"]  # displaced frames were trained on
+    train_lanes(tiny_config(data, tmp_path / "split", epochs=1, viewpoint=0.5))
+    resumed = train_lanes(tiny_config(data, tmp_path / "split", epochs=2, viewpoint=0.5))
+    assert [h["train"] for h in resumed["history"]] == [h["train"] for h in whole["history"]]
+    with pytest.raises(LaneModelError, match="another configuration"):
+        train_lanes(tiny_config(data, tmp_path / "whole", epochs=3, viewpoint=0.25))
+    with pytest.raises(LaneModelError, match="viewpoint is a share"):
+        tiny_config(data, tmp_path / "bad", viewpoint=1.5)
