@@ -19,7 +19,7 @@ import torch
 from steerbench.sim.scenarios import get_scenario
 from steerbench.sim.types import CameraConfig
 
-from .e2e_viewpoint import WarpGeometry, Viewpoint, augment
+from .e2e_viewpoint import Viewpoint, WarpGeometry, augment
 
 
 @dataclass(frozen=True)

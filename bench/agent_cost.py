@@ -40,7 +40,8 @@ from steerbench.sim.env import SteerEnv
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, EpisodeTask, episode_info
 from steerbench.sim.scenarios import episode_seed
 
-TARGETS = {"e2e-M": 0.25, "modular": 0.75, "modular-learned": 0.75, "modular-learned-learned": 0.75}  # fraction of one env step
+# fraction of one env step
+TARGETS = {"e2e-M": 0.25, "modular": 0.75, "modular-learned": 0.75, "modular-learned-learned": 0.75}
 
 
 def random_checkpoint(path: Path, env: SteerEnv) -> Path:

@@ -116,5 +116,6 @@ class LaneDisplacer:
         for k in np.unique(scenario[moved]):
             rows = torch.from_numpy(np.flatnonzero(moved & (scenario == k)))
             frames[rows] = warp_frames(frames[rows, None], shift[rows], yaw[rows], self.geometry[k])[:, 0]
-            centres[rows] = displace_labels(centres[rows], self.s.to(centres.device), shift[rows], yaw[rows]).to(centres)
+            s = self.s.to(centres.device)
+            centres[rows] = displace_labels(centres[rows], s, shift[rows], yaw[rows]).to(centres)
         return frames, centres

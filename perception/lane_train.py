@@ -40,8 +40,8 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
-from .lane_displace import LaneDisplacer
 from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
+from .lane_displace import LaneDisplacer
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
 from .training import (

@@ -126,7 +126,7 @@ def test_viewpoint_augmentation_trains_deterministically_and_changes_the_model(d
 
 def test_a_mixed_batch_is_displaced_with_each_scenarios_geometry():
     from steerbench.agents.e2e_displace import Displacer
-    from steerbench.agents.e2e_viewpoint import WarpGeometry, Viewpoint, augment
+    from steerbench.agents.e2e_viewpoint import Viewpoint, WarpGeometry, augment
 
     view = Viewpoint(prob=1.0)
     near = WarpGeometry(64, 128, 1.75, 38.0, 32.0)

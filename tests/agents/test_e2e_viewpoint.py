@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from steerbench.agents.e2e_viewpoint import (
-    WarpGeometry,
     Viewpoint,
+    WarpGeometry,
     augment,
     corrected_steering,
     curvature_to_steering,

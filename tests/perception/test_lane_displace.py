@@ -39,7 +39,8 @@ def drive_to(env, steps: int) -> None:
         obs, *_ = env.step(expert.act(EpisodeRunner._observation(env, obs, "privileged")))
 
 
-@pytest.mark.parametrize("scenario, steps", [("highway", 8), ("merge", 30), ("roundabout", 25), ("intersection", 20), ("intersection", 45), ("racetrack", 40)])
+@pytest.mark.parametrize("scenario, steps", [("highway", 8), ("merge", 30), ("roundabout", 25), ("intersection", 20),
+                                             ("intersection", 45), ("racetrack", 40)])
 @pytest.mark.parametrize("shift, yaw_deg", [(1.5, 0.0), (-1.0, 6.0), (0.5, -10.0)])
 def test_displaced_labels_are_the_maps_labels_of_the_displaced_ego(envs, scenario, steps, shift, yaw_deg):
     env = envs(scenario, fast=True)
