@@ -29,7 +29,9 @@ import torch
 from steerbench.sim.camera import BACKGROUND_GREY
 from steerbench.sim.viewwarp import Displacement, WarpGeometry, sample_displacements, to_displaced, warp_frames
 
-from .lane_model import EGO
+from .lane_data import LaneFrameSet
+from .lane_eval import error_stats, predict_arrays, sample_index
+from .lane_model import EGO, LaneNet
 from .types import FrameGeometry
 
 # Lanes are 4 m (5 m on the racetrack) wide and the ego 2 m: 1.5 m keeps it inside its lane, yet
@@ -119,3 +121,39 @@ class LaneDisplacer:
             s = self.s.to(centres.device)
             centres[rows] = displace_labels(centres[rows], s, shift[rows], yaw[rows]).to(centres)
         return frames, centres
+
+
+OFF_CENTRE_M = 1.5  # [m] how far off its lane's centre `displaced_quality` puts the ego: LANE_DISPLACEMENT's most
+
+
+def displaced_frames(data: LaneFrameSet, shift_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """A frame set's grey frames (N, H, W) and lane labels (N, 3, K, 2) as seen from the ego moved
+    `shift_m` [m] to its right (no turn), each scenario with its own geometry."""
+    frames, centres = data.frames.copy(), data.centres.copy()
+    s = torch.as_tensor(data.s, dtype=torch.float64)
+    for k, geometry in enumerate(data.geometries):
+        rows = np.flatnonzero(data.scenario == k)
+        if not len(rows):
+            continue
+        shift = torch.full((len(rows),), float(shift_m), dtype=torch.float64)
+        frames[rows] = warp_frames(torch.from_numpy(data.frames[rows])[:, None], shift, torch.zeros_like(shift),
+                                   warp_geometry(geometry))[:, 0].numpy()
+        centres[rows] = displace_labels(torch.from_numpy(data.centres[rows]).double(), s, shift,
+                                        torch.zeros_like(shift)).numpy()
+    return frames, centres
+
+
+def displaced_quality(net: LaneNet, data: LaneFrameSet, scaling: float, device: str = "cpu",
+                      shift_m: float = OFF_CENTRE_M) -> dict:
+    """The ego lane's lateral error at 10 m when the ego is `shift_m` off its lane's centre, to
+    either side (every frame twice): `shift_m`, `lateral_10m` (median, p90, n) and the same per
+    scenario in `by_scenario`. A model that learned "the lane is under the ego" fails here."""
+    errors, at = [], sample_index(data.s, 10.0)
+    for side in (-shift_m, shift_m):
+        frames, centres = displaced_frames(data, side)
+        pred = predict_arrays(net, frames, data.ego_px, scaling, device, data.command)
+        errors.append(np.abs(pred["centres"][:, EGO, at, 1] - centres[:, EGO, at, 1]))
+    err, scenario = np.concatenate(errors), np.concatenate([data.scenario, data.scenario])
+    return {"shift_m": float(shift_m), "lateral_10m": error_stats(err),
+            "by_scenario": {name: {"lateral_10m": error_stats(err[scenario == k])}
+                            for k, name in enumerate(data.scenarios) if (scenario == k).any()}}

@@ -56,14 +56,16 @@ def predict_arrays(net: LaneNet, frames: np.ndarray, ego_px: np.ndarray, scaling
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _index(s: np.ndarray, at: float) -> int:
+def sample_index(s: np.ndarray, at: float) -> int:
+    """The index of the sample at arc length `at` [m]; ValueError when there is none."""
     i = int(np.argmin(np.abs(np.asarray(s) - at)))
     if abs(float(s[i]) - at) > 1e-4:
         raise ValueError(f"the lane samples have no arc length {at:g} m")
     return i
 
 
-def _stats(errors: np.ndarray) -> dict:
+def error_stats(errors: np.ndarray) -> dict:
+    """`median`, `p90` and `n` of the finite errors (NaN and 0 when there are none)."""
     errors = errors[np.isfinite(errors)]
     if not len(errors):
         return {"median": math.nan, "p90": math.nan, "n": 0}
@@ -82,16 +84,16 @@ def lane_quality(pred_centres: np.ndarray, pred_valid: np.ndarray, true_centres:
     out: dict = {"frames": int(len(true_centres))}
     ego_p, ego_t = pred_centres[:, EGO], true_centres[:, EGO]
     for d in AHEAD_M:
-        i = _index(s, d)
-        out[f"lateral_{d:g}m"] = _stats(np.abs(ego_p[:, i, 1] - ego_t[:, i, 1]))
-    lo, hi = _index(s, -HEADING_HALF_M), _index(s, HEADING_HALF_M)
+        i = sample_index(s, d)
+        out[f"lateral_{d:g}m"] = error_stats(np.abs(ego_p[:, i, 1] - ego_t[:, i, 1]))
+    lo, hi = sample_index(s, -HEADING_HALF_M), sample_index(s, HEADING_HALF_M)
 
     def direction(c: np.ndarray) -> np.ndarray:
         d = c[:, hi] - c[:, lo]
         return np.arctan2(d[:, 1], d[:, 0])
 
     diff = direction(ego_p) - direction(ego_t)
-    out["heading_deg"] = _stats(np.degrees(np.abs((diff + np.pi) % (2 * np.pi) - np.pi)))
+    out["heading_deg"] = error_stats(np.degrees(np.abs((diff + np.pi) % (2 * np.pi) - np.pi)))
     right = pred_valid[:, NEIGHBOURS] == true_valid[:, NEIGHBOURS]
     out["neighbour_valid_acc"] = float(right.mean()) if right.size else math.nan
     return out
@@ -108,16 +110,21 @@ def quality_by_scenario(pred_centres: np.ndarray, pred_valid: np.ndarray, true_c
 
 
 def results_table(metrics: dict) -> str:
-    """metrics.json's held-out results as a Markdown table: each split, then per scenario."""
+    """metrics.json's held-out results as a Markdown table: each split, then per scenario; the
+    last column is the lateral error at 10 m with the ego 1.5 m off its lane's centre
+    (perception.lane_displace.displaced_quality)."""
     heads = [f"lat {d:g} m" for d in AHEAD_M]
     lines = ["| split | frames | " + " | ".join(f"{h} med / p90" for h in heads) +
-             " | heading deg med / p90 | neighbour valid acc |",
-             "|---|---|" + "---|" * (len(AHEAD_M) + 2)]
+             " | heading deg med / p90 | neighbour valid acc | lat 10 m, ego off centre med / p90 |",
+             "|---|---|" + "---|" * (len(AHEAD_M) + 3)]
     for split, r in metrics["splits"].items():
-        rows = [(split, r)] + [(f"{split} {name}", q) for name, q in r["by_scenario"].items()]
-        for label, q in rows:
+        off = r.get("displaced") or {}  # runs from before the measurement have none
+        rows = [(split, r, off)] + [(f"{split} {name}", q, off.get("by_scenario", {}).get(name, {}))
+                                    for name, q in r["by_scenario"].items()]
+        for label, q, moved in rows:
             cells = [_pair(q[f"lateral_{d:g}m"]) for d in AHEAD_M] + [_pair(q["heading_deg"]),
                                                                         _fmt(q["neighbour_valid_acc"])]
+            cells.append(_pair(moved["lateral_10m"]) if moved else "-")
             lines.append(f"| {label} | {q['frames']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

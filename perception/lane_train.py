@@ -41,7 +41,7 @@ from steerbench.sim.scenarios import get_scenario
 from .detector_results import plain, write_json
 from .detector_targets import augment
 from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
-from .lane_displace import LaneDisplacer
+from .lane_displace import LaneDisplacer, displaced_quality
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
 from .training import (
@@ -281,7 +281,10 @@ def _final(net: LaneNet, cfg: LaneTrainConfig, data: _Data, writer, state: Train
     splits = {}
     for split, frames in data.held.items():
         q, pred = evaluate_lanes(net, frames, data.scaling, device)
+        q["displaced"] = displaced_quality(net, frames, data.scaling, device)
         splits[split] = q
+        writer.add_scalar(f"lanes/{split}/best_displaced_lateral_10m_median", q["displaced"]["lateral_10m"]["median"],
+                          step)
         for d in AHEAD_M:
             writer.add_scalar(f"lanes/{split}/best_lateral_{d:g}m_median", q[f"lateral_{d:g}m"]["median"], step)
         writer.add_scalar(f"lanes/{split}/best_heading_deg_median", q["heading_deg"]["median"], step)

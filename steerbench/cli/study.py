@@ -82,7 +82,7 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--lane-frames", type=common.positive(int), default=3000, help="learned lane model's train frames")
     g.add_argument("--lane-epochs", type=common.positive(int), default=10,
                    help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
-    g.add_argument("--lane-viewpoint", type=common.fraction, default=0.0,
+    g.add_argument("--lane-viewpoint", type=common.fraction, default=0.5,
                    help="share of the lane model's frames seen from a displaced ego (train-lanes --viewpoint)")
 
 

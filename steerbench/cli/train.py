@@ -190,7 +190,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
     metrics = train_lanes(cfg)
     print(results_table(metrics))
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; {metrics['parameters']} parameters; "
-          "lateral error of the ego lane's centre at arc lengths 5/10/20 m [m], heading at the ego [deg]")
+          "lateral error of the ego lane's centre at arc lengths 5/10/20 m [m], heading at the ego [deg]; "
+          "the last column: at 10 m with the ego 1.5 m off its lane's centre, to either side")
     print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
           f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
     return 0

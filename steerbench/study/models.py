@@ -56,7 +56,7 @@ class Budget:
     lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
     lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
-    lane_viewpoint: float = 0.0  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
+    lane_viewpoint: float = 0.5  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates

@@ -106,3 +106,36 @@ def test_the_displacer_keeps_undisplaced_samples_bit_for_bit():
     again = displacer(frames, labels, scenario, torch.Generator().manual_seed(1))
     assert torch.equal(again[0], out_f)
     torch.testing.assert_close(again[1], out_c, rtol=0, atol=0, equal_nan=True)
+
+
+class UnderTheEgo(torch.nn.Module):
+    """A lane 'model' that always puts the ego's lane under the ego, straight ahead: right on every
+    frame of an ego at its lane's centre, wrong by the offset on every other."""
+
+    def __init__(self, s: np.ndarray) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"s": tuple(float(v) for v in s)})()
+
+    def forward(self, frames, ego_px, scaling, command=None):
+        b, k = len(frames), len(self.config.s)
+        y = torch.tensor([-4.0, 0.0, 4.0]).view(1, 3, 1).expand(b, 3, k)
+        return {"dx": torch.zeros(b, 3, k), "y": y, "exists": torch.full((b, 3, k), 5.0),
+                "valid": torch.full((b, 3), 5.0), "width": torch.full((b, 3), 4.0)}
+
+
+def test_the_off_centre_error_catches_a_model_that_puts_the_lane_under_the_ego():
+    from steerbench.perception.lane_data import LaneFrameSet
+    from steerbench.perception.lane_displace import displaced_quality
+    from steerbench.perception.lane_train import evaluate_lanes
+
+    n, s = 6, LANE_S
+    lanes = np.stack([np.stack([s, np.full_like(s, y)], -1) for y in (-4.0, 0.0, 4.0)]).astype(np.float32)
+    data = LaneFrameSet("train-dev", np.full((n, 64, 128), 99, np.uint8), np.arange(n) % 2, ("highway", "racetrack"),
+                        (FrameGeometry(), FrameGeometry(centering=(0.5, 0.5))), s, np.repeat(lanes[None], n, 0),
+                        np.ones((n, 3), bool), np.full((n, 3), 4.0, np.float32), np.zeros(n, np.int64))
+    net = UnderTheEgo(s)
+    centred, _ = evaluate_lanes(net, data, 1.75)
+    assert centred["lateral_10m"]["median"] == 0.0  # the ego drives on its lane's centre: no error
+    off = displaced_quality(net, data, 1.75, shift_m=1.5)
+    assert off["lateral_10m"]["n"] == 2 * n and off["lateral_10m"]["median"] == pytest.approx(1.5, abs=1e-5)
+    assert set(off["by_scenario"]) == {"highway", "racetrack"}

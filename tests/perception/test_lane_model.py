@@ -290,7 +290,8 @@ def test_train_lanes_writes_checkpoint_metrics_and_tensorboard(data, tmp_path):
     metrics = json.loads((logdir / "metrics.json").read_text())
     assert list(metrics["splits"]) == ["train-dev"] and metrics["train_frames"] == 24  # no dev episodes here
     q = metrics["splits"]["train-dev"]
-    assert {"lateral_5m", "lateral_10m", "lateral_20m", "heading_deg", "neighbour_valid_acc"} <= set(q)
+    assert {"lateral_5m", "lateral_10m", "lateral_20m", "heading_deg", "neighbour_valid_acc", "displaced"} <= set(q)
+    assert q["displaced"]["lateral_10m"]["n"] == 24 and "ego off centre" in text  # both sides of 12 frames
     assert q["lateral_10m"]["n"] == 12 and list(q["by_scenario"]) == [SCENARIO]
     predictor = load_lane_model(metrics["checkpoint"])
     assert predictor.net.config.commands == 1  # merge has one command, follow

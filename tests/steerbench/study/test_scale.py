@@ -164,8 +164,9 @@ def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity
     small = Models(root, dataclasses.replace(b, frames=300)).e2e_dir("M", 0)
     assert Models(root, dataclasses.replace(b, frames=300, passes=30)).e2e_dir("M", 0) == small
     lanes = Models(root, dataclasses.replace(b, frames=30000)).lanes_dir(0)
-    shown = Models(root, dataclasses.replace(b, frames=30000, lane_viewpoint=0.5))
-    assert shown.lanes_dir(0) != lanes and shown.lanes_config(0).viewpoint == 0.5
+    shown = Models(root, dataclasses.replace(b, frames=30000, lane_viewpoint=0.25))
+    assert shown.lanes_dir(0) != lanes and shown.lanes_config(0).viewpoint == 0.25
+    assert Models(root, b).lanes_config(0).viewpoint == 0.5  # the default: displaced views on
 
 
 def test_another_budget_retrains_and_a_new_n_extends_without_redoing(scaled):
