@@ -139,3 +139,11 @@ def test_the_off_centre_error_catches_a_model_that_puts_the_lane_under_the_ego()
     off = displaced_quality(net, data, 1.75, shift_m=1.5)
     assert off["lateral_10m"]["n"] == 2 * n and off["lateral_10m"]["median"] == pytest.approx(1.5, abs=1e-5)
     assert set(off["by_scenario"]) == {"highway", "racetrack"}
+
+
+def test_a_viewpoint_share_outside_0_1_is_a_one_line_error():
+    from steerbench.perception.lane_model import LaneModelError
+    from steerbench.perception.lane_train import LaneTrainConfig
+
+    with pytest.raises(LaneModelError, match="viewpoint is a share"):
+        LaneTrainConfig(data="data", logdir="run", viewpoint=1.5)

@@ -397,5 +397,3 @@ def test_viewpoint_training_resumes_as_uninterrupted_and_is_its_own_configuratio
     assert [h["train"] for h in resumed["history"]] == [h["train"] for h in whole["history"]]
     with pytest.raises(LaneModelError, match="another configuration"):
         train_lanes(tiny_config(data, tmp_path / "whole", epochs=3, viewpoint=0.25))
-    with pytest.raises(LaneModelError, match="viewpoint is a share"):
-        tiny_config(data, tmp_path / "bad", viewpoint=1.5)
