@@ -46,6 +46,13 @@ def register(sub) -> None:
     p.add_argument("--frames", type=_counts, default=(0,), help="train frames per trial, e.g. 1000,3000,all")
     p.add_argument("--epochs", type=common.positive(int), default=10, help="most epochs per trial")
     p.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
+    b = p.add_argument_group("step budget (instead of --epochs, as steerbench scale trains; docs/e2e.md)")
+    b.add_argument("--steps", type=common.non_negative_int, default=0,
+                   help="train each trial for at most this many updates (0: by --epochs)")
+    b.add_argument("--eval-every", type=common.non_negative_int, default=0,
+                   help="updates between train-dev measurements (0: one pass over the data, 50-1000)")
+    b.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
     p.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the end (no ASHA early stopping)")
     p.add_argument("--cpus-per-trial", type=common.positive(float), default=1.0)
@@ -59,7 +66,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if 0 in args.batches:
         raise common.UsageError("--batches must be positive")
     cfg = SweepConfig(data=args.data, logdir=args.logdir, sizes=args.sizes, lrs=args.lrs, batches=args.batches,
-                      frames=args.frames, epochs=args.epochs, patience=args.patience, seed=args.seed,
+                      frames=args.frames, epochs=args.epochs, patience=args.patience, steps=args.steps,
+                      eval_every=args.eval_every, schedule=args.schedule, seed=args.seed,
                       asha=not args.no_asha, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       address=args.address, progress=not args.no_progress)
     outcomes = run_sweep(cfg)

@@ -58,6 +58,11 @@ class SweepConfig:
     frames: tuple[int, ...] = (0,)  # data-size axis; 0: the whole train split
     epochs: int = 10
     patience: int = 3
+    # A step budget instead of epochs (train-e2e --steps; docs/e2e.md), as `scale` trains: each
+    # measurement period counts as an "epoch" for Tune and ASHA.
+    steps: int = 0
+    eval_every: int = 0  # updates between train-dev measurements (0: one pass over the data, 50-1000)
+    schedule: str = "constant"  # the learning rate over the budget: constant or cosine
     seed: int = 0
     asha: bool = True  # stop trials whose train-dev L1 trails the others' at the same epoch
     cpus_per_trial: float = 1.0
@@ -73,7 +78,16 @@ class SweepConfig:
         """The train-e2e configuration of one trial, in LOGDIR/trials/<name>."""
         return TrainConfig(data=str(self.data), logdir=str(self.logdir / "trials" / trial.name),
                            size=trial.size, epochs=self.epochs, batch=trial.batch, lr=trial.lr, seed=self.seed,
-                           patience=self.patience, frames=trial.frames, progress=False)
+                           patience=self.patience, frames=trial.frames, steps=self.steps,
+                           eval_every=self.eval_every, schedule=self.schedule, progress=False)
+
+    @property
+    def budget(self) -> str:
+        """The training budget in words (tune.md)."""
+        if self.steps:
+            return (f"a budget of {self.steps} updates ({self.schedule} learning rate), early stopping on "
+                    "train-dev")
+        return f"{self.epochs} epochs at most, patience {self.patience}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,9 @@ def run_sweep(cfg: SweepConfig) -> list[TrialOutcome]:
     trials = cfg.trials()
     space = {"size": tune.grid_search(list(cfg.sizes)), "lr": tune.grid_search(list(cfg.lrs)),
              "batch": tune.grid_search(list(cfg.batches)), "frames": tune.grid_search(list(cfg.frames))}
-    scheduler = (ASHAScheduler(time_attr="epoch", max_t=cfg.epochs, grace_period=min(2, cfg.epochs),
+    # With a step budget an "epoch" is a measurement period, and a period has at least one update.
+    periods = cfg.steps or cfg.epochs
+    scheduler = (ASHAScheduler(time_attr="epoch", max_t=periods, grace_period=min(2, periods),
                                reduction_factor=2) if cfg.asha and len(trials) > 1 else None)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_run_trial, sweep=cfg),
@@ -169,7 +185,7 @@ def write_outputs(cfg: SweepConfig, outcomes: Sequence[TrialOutcome], command: s
     """Write LOGDIR/tune.md, tune.csv and one HParams row per trial under LOGDIR/tb."""
     best = ranked(outcomes)[0] if outcomes else None
     lines = ["# Hyper-parameter sweep (Ray Tune)", "", f"Command: `{command}`", "",
-             f"Dataset: `{cfg.data}`; {cfg.epochs} epochs at most, patience {cfg.patience}, "
+             f"Dataset: `{cfg.data}`; {cfg.budget}, "
              f"{'ASHA early stopping' if cfg.asha else 'no early stopping across trials'}.", "",
              sweep_table(outcomes, markdown=True), ""]
     if best is not None and not math.isnan(best.best):

@@ -2,6 +2,7 @@
 and a second run that resumes every trial instead of training it again."""
 
 import csv
+import json
 import math
 import shutil
 from pathlib import Path
@@ -109,3 +110,19 @@ def test_malformed_options_are_one_line(flag, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tune", "--data", str(tmp_path), flag, value])
     assert exc.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_step_budget_trains_each_trial_by_updates_as_scale_does(data, tmp_path):
+    argv = ["tune", "--data", str(data), "--logdir", str(tmp_path), "--sizes", "S", "--lrs", "1e-3",
+            "--batches", "8", "--steps", "12", "--eval-every", "4", "--schedule", "cosine", "--no-progress"]
+    assert main(argv) == 0
+    from steerbench.study.tune import SweepConfig, Trial
+
+    trial = Trial("S", 1e-3, 8, 0)
+    cfg = SweepConfig(data=data, logdir=tmp_path, steps=12, eval_every=4, schedule="cosine").train_config(trial)
+    assert (cfg.steps, cfg.eval_every, cfg.schedule) == (12, 4, "cosine")
+    settings = json.loads((Path(cfg.logdir) / "config.json").read_text())
+    assert settings["train"]["steps"] == 12 and settings["step_plan"]["steps"] == 12
+    (row,) = _rows(tmp_path)
+    assert row["epochs"] == "3" and not row["error"]  # three measurement periods of 4 updates
+    assert "a budget of 12 updates (cosine learning rate)" in (tmp_path / "tune.md").read_text()
