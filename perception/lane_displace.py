@@ -40,6 +40,7 @@ from .types import FrameGeometry
 SNAP = 1e-4  # a resampled point this close (as a share of a step) to a sample is that sample
 
 LANE_DISPLACEMENT = Displacement(shift_m=1.5, rotate_deg=10.0, prob=0.5)
+MAX_ROTATE_DEG = 45.0  # [deg] beyond this most of a turned frame is fill grey, not road
 
 
 def abreast(points: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

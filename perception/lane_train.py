@@ -41,7 +41,7 @@ from steerbench.sim.scenarios import get_scenario
 from .detector_results import plain, write_json
 from .detector_targets import augment
 from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
-from .lane_displace import LaneDisplacer, displaced_quality
+from .lane_displace import LANE_DISPLACEMENT, MAX_ROTATE_DEG, LaneDisplacer, displaced_quality
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
 from .training import (
@@ -86,6 +86,7 @@ class LaneTrainConfig:
     images: int = 4  # held-out frames drawn with their lanes in TensorBoard, per split
     composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
     viewpoint: float = 0.0  # share of train frames seen from a displaced ego, labels moved (0: off; lane_displace)
+    viewpoint_rotate: float = LANE_DISPLACEMENT.rotate_deg  # [deg] the displaced ego's largest turn
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -94,14 +95,23 @@ class LaneTrainConfig:
             raise LaneModelError("frames, eval_frames, eval_stride, epochs and batch must be positive")
         if not 0.0 <= self.viewpoint <= 1.0:
             raise LaneModelError(f"viewpoint is a share of the train frames, in [0, 1]; got {self.viewpoint}")
+        if not 0.0 <= self.viewpoint_rotate <= MAX_ROTATE_DEG:
+            raise LaneModelError(f"viewpoint_rotate is in [0, {MAX_ROTATE_DEG:g}] degrees; got {self.viewpoint_rotate}")
         for s in self.scenarios:
             get_scenario(s)
+
+
+LEGACY_ROTATE_DEG = 10.0  # the turn of runs recorded before `viewpoint_rotate` was a setting
 
 
 def _comparable(cfg: LaneTrainConfig) -> str:
     """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
     # runs from before these fields still resume
-    unset = (("composition",) if cfg.composition is None else ()) + (("viewpoint",) if not cfg.viewpoint else ())
+    unset = ("composition",) if cfg.composition is None else ()
+    if not cfg.viewpoint:
+        unset += ("viewpoint", "viewpoint_rotate")
+    elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
+        unset += ("viewpoint_rotate",)
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -229,7 +239,9 @@ def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrain
     order = torch.randperm(len(train), generator=gen)
     frames = torch.from_numpy(train.frames)
     s = torch.as_tensor(train.s, device=device)
-    displace = (LaneDisplacer.for_frames(train.geometries, train.s, cfg.viewpoint) if cfg.viewpoint else None)
+    displace = (LaneDisplacer.for_frames(train.geometries, train.s, cfg.viewpoint,
+                                         dataclasses.replace(LANE_DISPLACEMENT, rotate_deg=cfg.viewpoint_rotate))
+                if cfg.viewpoint else None)
     sums: dict[str, float] = {}
     steps = range(0, len(order), cfg.batch)
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from steerbench.sim.scenarios import parse_scenarios
@@ -47,9 +48,11 @@ def _train_lanes_parser(sub) -> None:
     t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
     t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
     t.add_argument("--viewpoint", type=common.fraction, default=0.0,
-                   help="share of train frames seen from a displaced ego (up to 1.5 m, 10 deg) with the lane labels "
-                        "moved with it: the model learns where the lane is when the ego is off its centre "
-                        "(0: off; docs/perception.md)")
+                   help="share of train frames seen from a displaced ego (up to 1.5 m and --viewpoint-rotate) with "
+                        "the lane labels moved with it: the model learns where the lane is when the ego is off its "
+                        "centre (0: off; docs/perception.md)")
+    t.add_argument("--viewpoint-rotate", type=common.non_negative_float, default=None, metavar="DEG",
+                   help="the displaced ego's largest turn, at most 45 (default: perception/lane_displace.py's, 10)")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -187,6 +190,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, patience=args.patience, viewpoint=args.viewpoint,
                           progress=not args.no_progress)
+    if args.viewpoint_rotate is not None:  # None: the config's default (the CLI does not import torch to read it)
+        cfg = dataclasses.replace(cfg, viewpoint_rotate=args.viewpoint_rotate)
     metrics = train_lanes(cfg)
     print(results_table(metrics))
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; {metrics['parameters']} parameters; "

@@ -147,3 +147,5 @@ def test_a_viewpoint_share_outside_0_1_is_a_one_line_error():
 
     with pytest.raises(LaneModelError, match="viewpoint is a share"):
         LaneTrainConfig(data="data", logdir="run", viewpoint=1.5)
+    with pytest.raises(LaneModelError, match="viewpoint_rotate is in"):
+        LaneTrainConfig(data="data", logdir="run", viewpoint=0.5, viewpoint_rotate=90.0)
