@@ -9,7 +9,8 @@ Layout of a models directory (docs/study.md):
     e2e-<S|M|L>-s<k>/   a `steerbench train-e2e` run with training seed k
 
 A model counts as present when its `checkpoints/best.pt` exists and its run finished (its
-`config.json` is there); a run that was interrupted is resumed, not restarted.
+`finished.json` is there, with the budget it was trained under: a model of another budget is an
+error, never silently reused); a run that was interrupted is resumed, not restarted.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ class Models:
     def e2e(self, size: str, seed: int) -> Path:
         """The best checkpoint of network `size` trained with `seed`, trained now if missing."""
         cfg = self.e2e_config(size, seed)
-        return self._ensure(f"train e2e-{size} seed {seed}", Path(cfg.logdir), lambda: train(cfg))
+        return self._ensure(f"train e2e-{size} seed {seed}", Path(cfg.logdir), lambda: train(cfg), cfg)
 
     def detector(self, seed: int) -> Path:
         """The best checkpoint of the learned detector trained with `seed`, trained now if missing
@@ -257,7 +258,7 @@ class Models:
             except DetectorError as exc:
                 raise TrainingError(f"detector seed {seed}: {exc}") from None
 
-        return self._ensure(f"train detector seed {seed}", Path(cfg.logdir), fit)
+        return self._ensure(f"train detector seed {seed}", Path(cfg.logdir), fit, cfg)
 
     def lanes(self, seed: int) -> Path:
         """The best checkpoint of the learned lane model trained with `seed`, trained now if missing
@@ -273,7 +274,7 @@ class Models:
             except LaneModelError as exc:
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 
-        return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit)
+        return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit, cfg)
 
     def dagger(self, size: str, seed: int) -> Path:
         """The last round's best checkpoint of DA-RB (harness/dagger.py) on network `size`, trained
@@ -288,13 +289,16 @@ class Models:
                            critical=b.dagger_critical)
         self.e2e(size, seed)
         run = round_dir(cfg, cfg.rounds)
-        return self._ensure(f"DAgger e2e-{size} seed {seed}", run, lambda: run_dagger(cfg))
+        return self._ensure(f"DAgger e2e-{size} seed {seed}", run, lambda: run_dagger(cfg), cfg)
 
-    def _ensure(self, part: str, run: Path, fit: Callable[[], object]) -> Path:
+    def _ensure(self, part: str, run: Path, fit: Callable[[], object], cfg: object) -> Path:
+        """`run`'s best checkpoint: reused when present (and trained under `cfg`'s budget, when it
+        recorded one), else trained by `fit`."""
         best = run / "checkpoints" / "best.pt"
         if self.budget.frames:
             part += f" (N = {self.budget.frames})"
         if _finished(run) or (best.exists() and not (run / "checkpoints" / "last.pt").exists()):
+            check_same_budget(run, cfg)
             if all(t.part != part for t in self.timings):  # one row per model, however many contestants use it
                 self.timings.append(Timing(part, _training_seconds(run), False))
             return best
@@ -302,16 +306,45 @@ class Models:
         start = time.perf_counter()
         fit()
         seconds = time.perf_counter() - start
-        (run / FINISHED).write_text(json.dumps({"training_seconds": round(seconds, 1)}) + "\n")
+        record = {"training_seconds": round(seconds, 1), "settings": settings(cfg)}
+        (run / FINISHED).write_text(json.dumps(record, default=list) + "\n")
         self.timings.append(Timing(part, seconds, True))
         return best
 
 
+NOT_BUDGET = ("data", "logdir", "progress", "workers", "backend")  # where and how, not what is trained
+
+
+def settings(cfg: object) -> dict:
+    """A training configuration (a dataclass, nested ones too) without its paths and its ways of
+    running: what makes the model, as JSON values."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in NOT_BUDGET}
+        return list(map(strip, value)) if isinstance(value, (list, tuple)) else value
+
+    return strip(dataclasses.asdict(cfg))
+
+
 def identity(cfg: object) -> str:
-    """8 hex digits of a training configuration (a dataclass) without its paths and display
-    settings: equal for the same budget, different for another."""
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("data", "logdir", "progress")}
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:8]
+    """8 hex digits of `settings(cfg)`: equal for the same budget, different for another."""
+    return hashlib.sha256(json.dumps(settings(cfg), sort_keys=True, default=list).encode()).hexdigest()[:8]
+
+
+def check_same_budget(run: Path, cfg: object) -> None:
+    """TrainingError when the finished model in `run` recorded another budget than `cfg`'s; a model
+    that recorded none (a checkpoint put there by hand) is taken as it is."""
+    try:
+        recorded = json.loads((run / FINISHED).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return
+    if recorded is None or recorded == settings(cfg):
+        return
+    now = settings(cfg)
+    differ = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    shown = ", ".join(f"{k} {recorded.get(k)} -> {now.get(k)}" for k in differ[:3])
+    raise TrainingError(f"{run} was trained under another budget ({shown}); delete it to retrain, "
+                        "or give another --models directory")
 
 
 def _finished(run: Path) -> bool:

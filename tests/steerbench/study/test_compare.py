@@ -1,11 +1,13 @@
 """`steerbench compare`: contestants trained when missing, reused when present, one report."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from steerbench.agents.errors import TrainingError
 from steerbench.agents.registry import AgentError, AgentSpec
 from steerbench.cli import main
 from steerbench.sim.dataset import DatasetIndex
@@ -214,3 +216,7 @@ def test_the_lane_model_is_trained_once_per_seed_and_then_reused(tmp_path):
     stamp = best.stat().st_mtime_ns
     assert models.lanes(0) == best and best.stat().st_mtime_ns == stamp  # found, not trained again
     assert [t.trained for t in models.timings if "lanes" in t.part] == [True]
+    other = Models(tmp_path, dataclasses.replace(budget, lane_epochs=2))
+    with pytest.raises(TrainingError, match="lanes-s0 was trained under another budget .epochs 1 -> 2"):
+        other.lanes(0)  # never silently reused
+    assert best.stat().st_mtime_ns == stamp
