@@ -317,3 +317,13 @@ def test_scale_flags_reach_the_budget_and_bad_ones_are_usage_errors(monkeypatch,
             main(["scale", *bad])
         assert exc.value.code == 2, bad
         assert len(capsys.readouterr().err.strip().splitlines()) <= 2  # argparse: usage line + the error
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_traceback():
+    # `steerbench agents | head -1`: the reader closes the pipe (here before the first line)
+    proc = subprocess.Popen([sys.executable, "-m", "steerbench.cli", "scenarios", "--options"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert "Traceback" not in err and "BrokenPipe" not in err
