@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
+import re
 import typing
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,6 +22,9 @@ from steerbench.sim.dataset import sha256
 from steerbench.sim.errors import SteerbenchError
 
 from .base import AgentInfo
+
+CODE = "code:"  # file_hashes' prefix of a user module's source
+MODULE_CLASS = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # an option value naming a stage's class
 
 ENTRY_POINT_GROUP = "steerbench.agents"
 BUILTIN: dict[str, str] = {
@@ -235,10 +240,44 @@ class AgentSpec:
         values.update(self.options)
         return {k: Path(v) for k, v in values.items() if isinstance(v, (str, Path)) and str(v) and Path(v).is_file()}
 
+    def code_files(self) -> dict[str, Path]:
+        """The source file of each user module the agent runs, as `code:<module>`: its class's and
+        those of the `module:Class` stages its options name. steerbench's own modules are left
+        out: the run records its git SHA. Only the module's own file: not what it imports."""
+        paths = [self.target, *(v for _, v in self.options if isinstance(v, str) and MODULE_CLASS.fullmatch(v))]
+        out = {}
+        for path in paths:
+            module = path.split(":", 1)[0]
+            source = _user_source(module)
+            if source is not None:
+                out[f"{CODE}{module}"] = source
+        return out
+
     def file_hashes(self) -> dict[str, str]:
-        """sha256 of the content of each file an option names: the agent's identity in a run
-        directory, beside its options, so that weights retrained at the same path are another agent."""
-        return {k: sha256(p) for k, p in self.files().items()}
+        """sha256 of the content of each file an option names, and of the user code it runs
+        (`code_files`): the agent's identity in a run directory, beside its options, so that weights
+        retrained at the same path, or an edited agent, are another agent."""
+        return {k: sha256(p) for k, p in {**self.files(), **self.code_files()}.items()}
+
+
+def changed_files(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """The keys of two `file_hashes` records that differ. A record from before user code was hashed
+    (no `code:` key) is compared on its files only."""
+    if not any(k.startswith(CODE) for k in old):
+        new = {k: v for k, v in new.items() if not k.startswith(CODE)}
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _user_source(module: str) -> Path | None:
+    """The .py file of `module` when it is not steerbench's own; None for a package without one."""
+    if module == "steerbench" or module.startswith("steerbench."):
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") and Path(origin).is_file() else None
 
 
 def check_agent(agent: Any, label: str) -> AgentInfo:

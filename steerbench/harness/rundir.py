@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from steerbench.agents.registry import CODE, changed_files
 from steerbench.sim.errors import SteerbenchError
 from steerbench.sim.storage import atomic_write_json, check_stored, settings_json
 
@@ -88,11 +89,12 @@ def prepare(run_dir: Path, cfg: Any, agents: dict[str, dict], notes: dict | None
 
 
 def _check_files(run_dir: Path, label: str, meta: dict, old: dict[str, str], new: dict[str, str]) -> None:
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = changed_files(old, new)
     if changed:
         key = changed[0]
         path = meta["options"].get(key)
-        what = f"{key} {path}" if path else f"default {key}"
+        what = (f"module {key[len(CODE):]}'s source" if key.startswith(CODE)
+                else f"{key} {path}" if path else f"default {key}")
         raise RunDirError(
             f"{run_dir} already has an agent {label!r} whose {what} had other contents "
             f"(sha256 {_short(old.get(key))} then, {_short(new.get(key))} now); give this one another label "

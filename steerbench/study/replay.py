@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from steerbench.agents.registry import AgentSpec, check_agent, check_camera
+from steerbench.agents.registry import AgentSpec, changed_files, check_agent, check_camera
 from steerbench.harness.parallel import run_episode, run_tasks
 from steerbench.harness.results import ResultsStore
 from steerbench.sim.runner import EnvSettings, EpisodeResult, EpisodeTask
@@ -97,7 +97,7 @@ def _replayable(label: str, meta: dict, env: EnvSettings) -> AgentSpec:
     check_agent(agent, label)
     check_camera(agent, label, env.camera)
     recorded = meta.get("checkpoints")  # None: a run from before checkpoints were hashed
-    if recorded is not None and spec.file_hashes() != recorded:
+    if recorded is not None and changed_files(recorded, spec.file_hashes()):
         raise ErrorsError(f"the files behind agent {label!r}'s options ({', '.join(sorted(recorded)) or 'none'}) "
                           "changed since the run; its failures cannot be replayed with other weights")
     return spec

@@ -90,6 +90,38 @@ def test_retrained_weights_at_the_same_path_never_reuse_old_rows(tmp_path, capsy
         run_errors(ErrorsConfig(tmp_path / "run", progress=False))
 
 
+USER_AGENT = """
+import numpy as np
+from steerbench.agents.base import AgentInfo
+
+class Straight:
+    info = AgentInfo(name="straight", inputs="pixels")
+
+    def reset(self, episode):
+        pass
+
+    def act(self, obs):
+        return np.array([0.0, STEER])
+"""
+
+
+def test_an_edited_user_agent_never_reuses_old_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / "edited_user_agent.py"
+    source.write_text(USER_AGENT.replace("STEER", "0.0"))
+    argv = ["eval", "--agent", "mine=edited_user_agent:Straight", "--scenarios", "merge", "--episodes", "1",
+            "--strips", "0", "--logdir", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "0 episodes run, 1 reused" in capsys.readouterr().out
+    source.write_text(USER_AGENT.replace("STEER", "0.1"))  # the agent changed, its name and options did not
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert _one_line(err) and "module edited_user_agent's source had other contents" in err, err
+    stage = AgentSpec("m", "steerbench.agents.modular:ModularAgent", (("controller", "edited_user_agent:Straight"),))
+    assert set(stage.code_files()) == {"code:edited_user_agent"}  # a stage plug-in's code counts too
+    assert AgentSpec("e", "steerbench.agents.expert:ExpertAgent").code_files() == {}  # steerbench's: its git SHA
+
+
 # -- 3. frames the checkpoint was not trained on -------------------------------------------
 @pytest.mark.parametrize("flags, message", [
     (["--stack", "2"], "4 frames"),
