@@ -12,6 +12,10 @@ from steerbench.study.models import EVAL_INDEX
 
 from . import common
 
+# The networks' learning rates under scale's step budget: the best train-dev L1 of a sweep per size
+# at N = 3,000 (docs/study.md, "Learning rates"); S's next rate up, 1e-2, diverged.
+SCALE_LRS = (("S", 6e-3), ("M", 3e-3), ("L", 2e-3))
+
 
 def register(sub) -> None:
     """Add `compare`, `scale`, `ceiling`, `diagnose` and `errors`."""
@@ -167,9 +171,9 @@ def _scale_parser(sub) -> None:
                    help="step budget: max(--min-steps, passes x N / 64) updates, early stopping on train-dev")
     g.add_argument("--min-steps", type=common.positive(int), default=2000, help="the least step budget at any N")
     g.add_argument("--schedule", choices=("constant", "cosine"), default="cosine", help="learning-rate schedule")
-    g.add_argument("--lr", type=_rates, default=(), metavar="SIZE=RATE,...",
-                   help="learning rate per network size, e.g. S=3e-3,M=1e-3 (steerbench tune finds them; "
-                        "default 1e-3)")
+    g.add_argument("--lr", type=_rates, default=",".join(f"{k}={v:g}" for k, v in SCALE_LRS), metavar="SIZE=RATE,...",
+                   help="learning rate per network size, e.g. M=1e-3; a size not given keeps its default "
+                        "(a steerbench tune sweep: docs/study.md)")
     g.add_argument("--viewpoint", type=common.fraction, default=0.0,
                    help="share of samples seen from a displaced ego (train-e2e --viewpoint; 0: off)")
     g.add_argument("--dagger-rounds", type=common.positive(int), default=2, help="DA-RB rounds")
@@ -182,6 +186,11 @@ def _scale_parser(sub) -> None:
 
 def _nets_or_none(text: str) -> tuple[str, ...]:
     return () if text.strip().lower() == "none" else common.net_sizes(text)
+
+
+def scale_rates(given: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """`scale`'s learning rate per network size: SCALE_LRS, with the sizes `given` replaced."""
+    return tuple({**dict(SCALE_LRS), **dict(given)}.items())
 
 
 def _rates(text: str) -> tuple[tuple[str, float], ...]:
@@ -209,7 +218,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     check_split(args.split)
     scenarios = _scenarios(args)
     budget = dataclasses.replace(_budget(args, scenarios), samples=args.samples, passes=args.passes,
-                                 min_steps=args.min_steps, schedule=args.schedule, lrs=args.lr,
+                                 min_steps=args.min_steps, schedule=args.schedule, lrs=scale_rates(args.lr),
                                  viewpoint=args.viewpoint, composition=Composition(),
                                  dagger_rounds=args.dagger_rounds, dagger_episodes=args.dagger_episodes)
     cfg = ScaleConfig(frames=args.frames, scenarios=scenarios, budget=budget, nets=args.nets,

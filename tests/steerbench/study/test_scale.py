@@ -213,3 +213,13 @@ def test_every_curve_trains_on_the_same_n_frames(scaled):
     assert np.array_equal(detector.frames, e2e) and np.array_equal(lanes.frames, e2e)
     first = select_frames(root, "train", ("merge",), 120)
     assert not np.array_equal(first.frames, e2e)  # the old rule takes other frames
+
+
+def test_scale_trains_each_size_at_its_swept_rate_unless_told_otherwise():
+    from steerbench.cli.study import SCALE_LRS, scale_rates
+
+    assert dict(scale_rates(())) == dict(SCALE_LRS) and len(set(dict(SCALE_LRS).values())) == 3
+    given = dict(scale_rates((("M", 1e-3),)))
+    assert given == {**dict(SCALE_LRS), "M": 1e-3}  # the other sizes keep their rates
+    budget = Budget(scenarios=("merge",), frames=3000, passes=20, lrs=scale_rates(()))
+    assert [Models(Path("m"), budget).e2e_config(size, 0).lr for size in "SML"] == [6e-3, 3e-3, 2e-3]
