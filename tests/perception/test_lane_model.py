@@ -386,22 +386,3 @@ def test_a_run_from_before_the_command_input_resumes_as_stored(data, tmp_path, m
     save_checkpoint(last, blob)
     with pytest.raises(LaneModelError, match="2 navigation commands"):
         train_lanes(tiny_config(data, tmp_path / "old", epochs=3))
-
-
-def test_viewpoint_training_resumes_as_uninterrupted_and_is_its_own_configuration(data, tmp_path):
-    plain = train_lanes(tiny_config(data, tmp_path / "plain", epochs=1))
-    whole = train_lanes(tiny_config(data, tmp_path / "whole", epochs=2, viewpoint=0.5))
-    assert whole["history"][0]["train"] != plain["history"][0]["train"]  # displaced frames were trained on
-    train_lanes(tiny_config(data, tmp_path / "split", epochs=1, viewpoint=0.5))
-    resumed = train_lanes(tiny_config(data, tmp_path / "split", epochs=2, viewpoint=0.5))
-    assert [h["train"] for h in resumed["history"]] == [h["train"] for h in whole["history"]]
-    with pytest.raises(LaneModelError, match="another configuration"):
-        train_lanes(tiny_config(data, tmp_path / "whole", epochs=3, viewpoint=0.25))
-    with pytest.raises(LaneModelError, match="another configuration"):
-        train_lanes(tiny_config(data, tmp_path / "whole", epochs=3, viewpoint=0.5, viewpoint_rotate=30.0))
-
-
-def test_the_viewpoint_turn_is_a_training_setting(data, tmp_path):
-    small = train_lanes(tiny_config(data, tmp_path / "small", epochs=1, viewpoint=1.0, viewpoint_rotate=0.0))
-    large = train_lanes(tiny_config(data, tmp_path / "large", epochs=1, viewpoint=1.0, viewpoint_rotate=30.0))
-    assert small["history"][0]["train"] != large["history"][0]["train"]  # other frames were trained on
