@@ -307,7 +307,7 @@ def test_scale_flags_reach_the_budget_and_bad_ones_are_usage_errors(monkeypatch,
               "--schedule", "constant", "--dagger-nets", "none", "--no-pixels", "--viewpoint", "0.5"])
     cfg = seen.pop()
     b = cfg.budget
-    assert b.lrs == (("S", 3e-3), ("M", 1e-3)) and b.passes == 30 and b.min_steps == 500
+    assert b.lrs == (("S", 3e-3), ("M", 1e-3), ("L", 2e-3)) and b.passes == 30 and b.min_steps == 500
     assert b.schedule == "constant" and b.viewpoint == 0.5 and b.composition is not None
     assert cfg.dagger == () and not cfg.pixels and cfg.detector and cfg.train_seeds == (0, 1, 2)
     assert cfg.scenarios == ("highway", "merge", "roundabout", "intersection", "racetrack")
