@@ -8,6 +8,7 @@ contract: `stages.LaneSource`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -26,12 +27,22 @@ BEHIND_M = 5.0  # [m] of it behind the ego
 HOLD_S = 1.0  # [s] pixel lanes lost for longer than this are replaced by a straight lane ahead
 
 
+@dataclass(frozen=True)
+class MapLaneOptions:
+    """`bridge`: where a segment's next lane starts away from its end, follow both lanes to where
+    they cross instead of a chord across the gap (planning/lanes.centre_line)."""
+
+    bridge: bool = False
+
+
 class MapLanes:
     """The road network's lane centre lines, from the ego's localised pose (an HD-map prior)."""
 
+    Options = MapLaneOptions
     inputs = "pixels+map"
 
-    def __init__(self) -> None:
+    def __init__(self, options: MapLaneOptions = MapLaneOptions()) -> None:
+        self.options = options
         self.tracker: LaneTracker | None = None
 
     def reset(self, ctx: StageContext | None = None) -> None:
@@ -43,10 +54,11 @@ class MapLanes:
             raise RuntimeError("lanes=map needs the map prior (inputs pixels+map)")
         lane = self._follow(road)
         net, ego = road.network, road.ego
-        lanes = [Lane(0, centre_line(net, lane.lane, lane.route, ego, BEHIND_M, LOOKAHEAD_M))]
+        bridge = self.options.bridge
+        lanes = [Lane(0, centre_line(net, lane.lane, lane.route, ego, BEHIND_M, LOOKAHEAD_M, bridge=bridge))]
         for side in lane.side_lanes():
             offset = int(np.sign(side[2] - lane.lane[2]))
-            lanes.append(Lane(offset, centre_line(net, side, lane.route, ego, BEHIND_M, LOOKAHEAD_M)))
+            lanes.append(Lane(offset, centre_line(net, side, lane.route, ego, BEHIND_M, LOOKAHEAD_M, bridge=bridge)))
         limit = getattr(net.get_lane(lane.lane), "speed_limit", None)
         return LaneView(lanes, int(lane.lane[2]), float(limit) if limit else None)
 

@@ -89,25 +89,56 @@ class LaneTracker:
 
 
 def centre_line(network, lane_index: LaneIndex, route: Sequence[LaneIndex], ego: VehicleState,
-                behind_m: float = 5.0, ahead_m: float = 100.0, step_m: float = 2.0) -> np.ndarray:
+                behind_m: float = 5.0, ahead_m: float = 100.0, step_m: float = 2.0, bridge: bool = False) -> np.ndarray:
     """A lane's centre line from `behind_m` behind the ego to `ahead_m` ahead, across segment
-    ends (along `route` when it is set), in the ego frame (x ahead, y right)."""
+    ends (along `route` when it is set), in the ego frame (x ahead, y right).
+
+    With `bridge`, where the next lane starts away from a lane's end, the line goes on along the
+    lane past its end to where it crosses the next lane's backward extension, and along that
+    extension from there (`_crossing`). Without it, a straight chord spans the gap."""
     lane = network.get_lane(lane_index)
     s = lane.local_coordinates(ego.position)[0] - behind_m
     remaining = behind_m + ahead_m
     pts: list[np.ndarray] = []
     tracker = LaneTracker(network, lane_index, route)
+    first = 0.0  # the least arc length sampled on this lane: below 0 only when bridged into
     for _ in range(6):
-        stop = min(lane.length, s + remaining)
-        pts += [lane.position(si, 0.0) for si in np.arange(max(s, 0.0), stop, step_m)]
-        remaining -= stop - s
         nxt = network.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
+        cross = _crossing(lane, network.get_lane(nxt)) if bridge and nxt != tracker.lane else None
+        stop = min(lane.length if cross is None else cross[0], s + remaining)
+        pts += [lane.position(si, 0.0) for si in np.arange(max(s, first), stop, step_m)]
+        remaining -= stop - s
         if remaining <= 0 or nxt == tracker.lane:
             break
         tracker.lane, lane = nxt, network.get_lane(nxt)
-        # Joined segments may overlap by a little: go on from abreast of the last point, never
-        # back (a backwards step would flip the polyline's tangent and the sign of offsets).
-        s = lane.local_coordinates(pts[-1])[0] + step_m if pts else 0.0
+        if cross is not None:
+            s, first = cross[1], -np.inf
+        else:
+            # Joined segments may overlap by a little: go on from abreast of the last point, never
+            # back (a backwards step would flip the polyline's tangent and the sign of offsets).
+            s, first = (lane.local_coordinates(pts[-1])[0] + step_m if pts else 0.0), 0.0
     if len(pts) < 2:
         pts = [lane.position(0, 0), lane.position(lane.length, 0)]
     return ego.to_local(np.array(pts))
+
+
+def _crossing(lane, nxt, gap_m: float = 1.0, reach_m: float = 20.0, step_m: float = 0.5) -> tuple[float, float] | None:
+    """Where `lane` continued past its end crosses `nxt` extended back before its start, as arc
+    lengths (on `lane`, on `nxt`); None when the two meet (within `gap_m`) or do not cross within
+    `reach_m`. highway-env's roundabout starts each exit 5.6 m from the end of the ring lane it
+    leaves, 46 degrees off its heading (the entries likewise): a chord across that gap takes the
+    corner too early and a car tracking it cuts into the verge between the two lanes, while
+    highway-env's own drivers follow the ring until the exit's lane begins."""
+    end = lane.position(lane.length, 0.0)
+    if np.linalg.norm(nxt.position(max(nxt.local_coordinates(end)[0], 0.0), 0.0) - end) < gap_m:
+        return None
+    last = None
+    for s in np.arange(lane.length, lane.length + reach_m, step_m):
+        s_next, lateral = nxt.local_coordinates(lane.position(s, 0.0))
+        if s_next > 0:  # past the next lane's start without crossing it
+            return None
+        if last is not None and np.sign(lateral) != np.sign(last[1]):
+            share = abs(last[1]) / max(abs(last[1]) + abs(lateral), 1e-9)
+            return s - step_m * (1 - share), last[0] + (s_next - last[0]) * share
+        last = (s_next, lateral)
+    return None
