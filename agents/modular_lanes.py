@@ -30,9 +30,10 @@ HOLD_S = 1.0  # [s] pixel lanes lost for longer than this are replaced by a stra
 @dataclass(frozen=True)
 class MapLaneOptions:
     """`bridge`: where a segment's next lane starts away from its end, follow both lanes to where
-    they cross instead of a chord across the gap (planning/lanes.centre_line)."""
+    they cross instead of a chord across the gap (planning/lanes.centre_line). On by default: the
+    chord cuts the roundabout's exits into the verge (docs/planning.md, "Map lanes across a gap")."""
 
-    bridge: bool = False
+    bridge: bool = True
 
 
 class MapLanes:

@@ -26,6 +26,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm import tqdm
@@ -102,10 +103,21 @@ class DetectorTrainConfig:
             get_scenario(s)
 
 
-def prepare_data(cfg: DetectorTrainConfig, collect_episodes: Collector, policy_hz: int = 5) -> None:
+class FrameBudget(Protocol):
+    """What a perception model trains on: a DetectorTrainConfig, or a LaneTrainConfig (frames None: all)."""
+
+    data: str
+    scenarios: tuple[str, ...]
+    frames: int | None
+    eval_frames: int
+    eval_stride: int
+
+
+def prepare_data(cfg: FrameBudget, collect_episodes: Collector, policy_hz: int = 5) -> None:
     """Collect what `cfg` needs into `cfg.data`: its train frames and its held-out frames of
     train-dev and dev (`collect_episodes` as in `ensure_frames`; the CLI passes steerbench collect)."""
-    ensure_frames(Path(cfg.data), "train", cfg.scenarios, cfg.frames, 1, collect_episodes, policy_hz)
+    if cfg.frames is not None:
+        ensure_frames(Path(cfg.data), "train", cfg.scenarios, cfg.frames, 1, collect_episodes, policy_hz)
     for split in HELD_OUT:
         ensure_frames(Path(cfg.data), split, cfg.scenarios, cfg.eval_frames, cfg.eval_stride, collect_episodes,
                       policy_hz)

@@ -265,13 +265,16 @@ class Models:
         (a LaneModelError of its training becomes a TrainingError)."""
         from steerbench.perception.lane_model import LaneModelError
         from steerbench.perception.lane_train import train_lanes
+        from steerbench.perception.learned import DetectorError
+        from steerbench.perception.learned_train import prepare_data
 
         cfg = self.lanes_config(seed)
 
         def fit() -> None:
             try:
+                prepare_data(cfg, self._collect_one, self.env.policy_hz)  # as the detector tops its frames up
                 train_lanes(cfg)
-            except LaneModelError as exc:
+            except (LaneModelError, DetectorError) as exc:  # a DetectorError: the data's top-up
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 
         return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit, cfg)

@@ -204,6 +204,16 @@ def test_a_model_two_contestants_share_is_timed_once(tmp_path):
     assert [(t.part, t.seconds, t.trained) for t in models.timings] == [("train detector seed 0", 5.0, False)]
 
 
+def test_a_lane_budget_beyond_the_train_episodes_collects_more_as_the_detector_does(tmp_path):
+    from steerbench.sim.dataset import DatasetIndex
+
+    budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, lane_frames=150, lane_epochs=1,
+                    lane_eval_frames=8, progress=False)  # one merge episode holds about 115 frames
+    Models(tmp_path, budget).lanes(0)
+    train = [r for r in DatasetIndex(tmp_path / "data").rows if r["split"] == "train"]
+    assert len(train) >= 2 and sum(r["steps"] for r in train) >= 150
+
+
 def test_the_lane_model_is_trained_once_per_seed_and_then_reused(tmp_path):
     from steerbench.perception.lane_model import load_lane_model
 
