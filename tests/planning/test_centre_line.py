@@ -63,38 +63,39 @@ def test_lanes_that_never_cross_keep_the_chord():
     assert np.array_equal(plain, centre_line(net, ("a", "b", 0), (), EGO, ahead_m=60.0, bridge=True))
 
 
+RING, EXIT = ("se", "ex", 1), ("ex", "exs", 0)  # the roundabout's ring lane before its east exit, and the exit
+
+
 def test_the_roundabouts_exits_are_bridged_on_the_lanes(envs):
-    env = envs("roundabout", fast=True)
-    env.reset(seed=1)
-    net = env.core.road.network
-    ring = net.get_lane(("se", "ex", 1))
-    start = ring.position(ring.length - 12.0, 0.0)
-    ego = VehicleState(x=start[0], y=start[1], heading=ring.heading_at(ring.length - 12.0), speed=8.0,
-                       length=5.0, width=2.0)
-    route = [("se", "ex", 1), ("ex", "exs", 0)]
+    net, ego = _before_the_exit(envs)
     for bridge, worst in ((False, 0.5), (True, 0.3)):
-        line = centre_line(net, ("se", "ex", 1), route, ego, behind_m=0.0, ahead_m=25.0, step_m=0.5, bridge=bridge)
+        line = centre_line(net, RING, [RING, EXIT], ego, behind_m=0.0, ahead_m=25.0, step_m=0.5, bridge=bridge)
         assert (_off_ring_or_exit(net, ego, line).max() < worst) == bridge
 
 
 def test_the_map_lanes_bridge_by_default(envs):
-    env = envs("roundabout", fast=True)
-    env.reset(seed=1)
-    net = env.core.road.network
-    ring = net.get_lane(("se", "ex", 1))
-    start = ring.position(ring.length - 12.0, 0.0)
-    ego = VehicleState(x=start[0], y=start[1], heading=ring.heading_at(ring.length - 12.0), speed=8.0,
-                       length=5.0, width=2.0, lane_index=("se", "ex", 1))
-    road = RoadPrior(net, ego, (("se", "ex", 1), ("ex", "exs", 0)))
+    net, ego = _before_the_exit(envs)
+    road = RoadPrior(net, ego, (RING, EXIT))
     view = MapLanes().view(Observation(frames=np.zeros((1, 8, 8), np.uint8), speed=8.0, command=0, road=road))
     ego_lane = next(lane for lane in view.lanes if lane.offset == 0)
     ahead = ego_lane.centre[(ego_lane.centre[:, 0] >= 0.0) & (ego_lane.centre[:, 0] <= 25.0)]
     assert _off_ring_or_exit(net, ego, ahead).max() < 0.3
 
 
+def _before_the_exit(envs) -> tuple[RoadNetwork, VehicleState]:
+    """The roundabout's network, and an ego on the ring lane's centre 12 m before the ring lane ends."""
+    env = envs("roundabout", fast=True)
+    env.reset(seed=1)
+    net = env.core.road.network
+    ring = net.get_lane(RING)
+    start = ring.position(ring.length - 12.0, 0.0)
+    return net, VehicleState(x=start[0], y=start[1], heading=ring.heading_at(ring.length - 12.0), speed=8.0,
+                             length=5.0, width=2.0, lane_index=RING)
+
+
 def _off_ring_or_exit(net: RoadNetwork, ego: VehicleState, line: np.ndarray) -> np.ndarray:
     """Each point of an ego-frame line's distance to the nearer of the ring lane and its exit."""
-    ring, exit_ = net.get_lane(("se", "ex", 1)), net.get_lane(("ex", "exs", 0))
+    ring, exit_ = net.get_lane(RING), net.get_lane(EXIT)
     c, s = np.cos(ego.heading), np.sin(ego.heading)
     world = ego.position + _dense(line) @ np.array([[c, s], [-s, c]])
     return np.array([min(abs(ring.local_coordinates(p)[1]), abs(exit_.local_coordinates(p)[1])) for p in world])
