@@ -11,7 +11,8 @@ connected layers (512 -> 128 -> outputs): the lanes are long curves across the w
 so the last layers are global and keep where things are (a pooled feature would not).
 With `commands` > 0 the navigation command's one-hot (all zeros for a command outside
 [0, commands)) joins the 512 features before the hidden layer: the ego lane's label follows the
-route through junctions, and only the command says which branch that is.
+route through junctions, and only the command says which branch that is. With `branched`, each
+command has a fully connected head of its own on the shared features, and the command picks it.
 
 Output, for each of the 3 lanes (left, ego, right; rows as `planning.lane_labels`) and each of
 the label's K arc lengths `s` (-5 to 60 m every 2.5 m): the sample's x - s and y in the ego
@@ -65,12 +66,15 @@ class LaneNetConfig:
     hidden: int = 128  # width of the hidden fully connected layer
     grid: tuple[int, int] = (4, 8)  # (rows, columns) the last feature map is pooled to
     commands: int = 0  # navigation commands the network is conditioned on (one-hot); 0: none
+    branched: bool = False  # one fully connected head per command, the command picks it (else the one-hot joins)
 
     def __post_init__(self) -> None:
         if len(self.s) < 3 or len(self.channels) != 4 or min(self.channels) < 1 or self.squeeze < 1 \
                 or self.hidden < 1 or len(self.grid) != 2 or min(self.grid) < 1 or self.commands < 0:
             raise ValueError("s needs 3 or more samples; channels 4 positive widths; squeeze, hidden, grid positive; "
                              "commands 0 or more")
+        if self.branched and self.commands < 1:
+            raise ValueError("a branched lane network needs 1 or more commands")
 
     @property
     def k(self) -> int:
@@ -86,10 +90,10 @@ class LaneNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "LaneNetConfig":
         """Back from `as_dict`; a dict without `commands` (every checkpoint from before the
-        command input) is a network without it (0)."""
+        command input) is a network without it (0), one without `branched` is not branched."""
         return cls(s=tuple(float(v) for v in d["s"]), channels=tuple(int(c) for c in d["channels"]),
                    squeeze=int(d["squeeze"]), hidden=int(d["hidden"]), grid=tuple(int(g) for g in d["grid"]),
-                   commands=int(d.get("commands", 0)))
+                   commands=int(d.get("commands", 0)), branched=bool(d.get("branched", False)))
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -110,19 +114,26 @@ class LaneNet(nn.Module):
             _conv(3, c1, 2), _conv(c1, c2, 2), _conv(c2, c2), _conv(c2, c3, 2), _conv(c3, c3),
             _conv(c3, c4, 2), nn.Conv2d(c4, config.squeeze, 1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(config.grid), nn.Flatten())
-        per_lane = 3 * config.k + 2
-        features = config.squeeze * config.grid[0] * config.grid[1] + config.commands
-        self.head = nn.Sequential(nn.Linear(features, config.hidden),
-                                  nn.ReLU(inplace=True), nn.Linear(config.hidden, LANES * per_lane))
+        features = config.squeeze * config.grid[0] * config.grid[1]
+        if config.branched:  # as conditional imitation learning's branches (Codevilla et al., ICRA 2018)
+            self.heads = nn.ModuleList(self._head(features) for _ in range(config.commands))
+        else:
+            self.head = self._head(features + config.commands)
+
+    def _head(self, features: int) -> nn.Sequential:
+        """features -> hidden -> the lanes' outputs, its last bias set to straight lanes 4 m apart."""
+        k, per_lane = self.config.k, 3 * self.config.k + 2
+        head = nn.Sequential(nn.Linear(features, self.config.hidden), nn.ReLU(inplace=True),
+                             nn.Linear(self.config.hidden, LANES * per_lane))
         with torch.no_grad():
-            bias = self.head[-1].bias.view(LANES, per_lane)
+            bias = head[-1].bias.view(LANES, per_lane)
             bias.zero_()
-            k = config.k
             for lane in range(LANES):
                 bias[lane, k:2 * k] = (lane - EGO) * DEFAULT_WIDTH_M  # y: straight lanes 4 m apart
                 bias[lane, 2 * k:3 * k] = 2.0  # samples exist
             bias[EGO, 3 * k] = 2.0  # the ego's lane exists
             bias[:, -1] = DEFAULT_WIDTH_M
+        return head
 
     def inputs(self, frames: torch.Tensor, ego_px: torch.Tensor, scaling: float) -> torch.Tensor:
         """uint8 (B, H, W) + (B, 2) ego pixels -> float (B, 3, H, W): normalised grey, then the
@@ -155,13 +166,25 @@ class LaneNet(nn.Module):
         """The lane outputs of a batch (class docstring); `command` (B,) int, required when the
         network is conditioned on it (`config.commands` > 0), ignored when not."""
         x = self.features(self.inputs(frames, ego_px, scaling))
-        if self.config.commands:
-            x = torch.cat([x, self.one_hot(command, len(x), x)], dim=1)
-        out = self.head(x)
+        if self.config.branched:
+            out = self._branch(x, self.one_hot(command, len(x), x))
+        elif self.config.commands:
+            out = self.head(torch.cat([x, self.one_hot(command, len(x), x)], dim=1))
+        else:
+            out = self.head(x)
         k = self.config.k
         out = out.view(-1, LANES, 3 * k + 2)
         return {"dx": out[..., :k], "y": out[..., k:2 * k], "exists": out[..., 2 * k:3 * k],
                 "valid": out[..., 3 * k], "width": out[..., 3 * k + 1]}
+
+
+    def _branch(self, x: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+        """Each frame's output from its command's head; the heads' mean for a command outside
+        [0, commands) (all-zero one-hot: no branch is preferred)."""
+        every = torch.stack([head(x) for head in self.heads], dim=1)  # (B, commands, outputs)
+        weights = torch.where(one_hot.sum(dim=1, keepdim=True) > 0, one_hot,
+                              torch.full_like(one_hot, 1.0 / one_hot.shape[1]))
+        return (weights.unsqueeze(-1) * every).sum(dim=1)
 
 
 def centres(out: dict[str, torch.Tensor], s: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,7 @@ class LaneTrainConfig:
     composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
     viewpoint: float = 0.0  # share of train frames seen from a displaced ego, labels moved (0: off; lane_displace)
     viewpoint_rotate: float = LANE_DISPLACEMENT.rotate_deg  # [deg] the displaced ego's largest turn
+    branched: bool = False  # one head per navigation command (LaneNetConfig.branched)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -112,6 +113,8 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
+    if not cfg.branched:
+        unset += ("branched",)
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -179,7 +182,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     net_cfg = LaneNetConfig(s=tuple(float(v) for v in data.train.s), channels=cfg.channels, hidden=cfg.hidden,
-                            commands=_commands(run, scenarios))
+                            commands=_commands(run, scenarios), branched=cfg.branched)
     net = LaneNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     base = _meta(net_cfg, scenarios, data)

@@ -53,6 +53,9 @@ def _train_lanes_parser(sub) -> None:
                         "centre (0: off; docs/perception.md)")
     t.add_argument("--viewpoint-rotate", type=common.non_negative_float, default=None, metavar="DEG",
                    help="the displaced ego's largest turn, at most 45 (default: perception/lane_displace.py's, 10)")
+    t.add_argument("--branched", action="store_true",
+                   help="one fully connected head per navigation command, picked by the command (default: the "
+                        "command's one-hot joins the features of one head; docs/perception.md)")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -189,7 +192,7 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
     cfg = LaneTrainConfig(data=str(args.data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, patience=args.patience, viewpoint=args.viewpoint,
-                          progress=not args.no_progress)
+                          branched=args.branched, progress=not args.no_progress)
     if args.viewpoint_rotate is not None:  # None: the config's default (the CLI does not import torch to read it)
         cfg = dataclasses.replace(cfg, viewpoint_rotate=args.viewpoint_rotate)
     metrics = train_lanes(cfg)

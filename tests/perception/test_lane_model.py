@@ -160,14 +160,14 @@ def test_an_estimate_stops_where_the_lane_turns_across_the_view():
     assert e.curvature > 0.03 and abs(e.offset_m) < 0.2 and abs(e.heading) < 0.05, e
 
 
-def saved_network(path, commands=0, old=False, **kw):
-    """A tiny network saved as `train-lanes` saves it; `old`: its config without `commands`, as
-    every checkpoint from before the command input."""
+def saved_network(path, commands=0, old=False, branched=False, **kw):
+    """A tiny network saved as `train-lanes` saves it; `old`: its config without `commands` and
+    `branched`, as every checkpoint from before the command input."""
     torch.manual_seed(1)
-    net = LaneNet(LaneNetConfig(s=S, commands=commands, **TINY)).eval()
+    net = LaneNet(LaneNetConfig(s=S, commands=commands, branched=branched, **TINY)).eval()
     config = net.config.as_dict()
     if old:
-        del config["commands"]
+        del config["commands"], config["branched"]
     save_checkpoint(path, {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": config,
                            "frame": FRAME, "model": net.state_dict(), "epoch": 1, **kw})
     return net
@@ -181,7 +181,7 @@ def test_a_checkpoint_without_commands_loads_and_predicts(tmp_path):
     net = saved_network(tmp_path / "old.pt", old=True)
     assert "commands" not in torch.load(tmp_path / "old.pt", weights_only=True)["config"]
     loaded = load_lane_model(tmp_path / "old.pt")
-    assert loaded.net.config.commands == 0
+    assert loaded.net.config.commands == 0 and not loaded.net.config.branched
     f = a_frame()
     a, b = loaded.predict(f), loaded.predict(f, command=2)  # a network without the input ignores a command
     np.testing.assert_array_equal(a.centres, b.centres)
@@ -215,7 +215,37 @@ def test_the_command_conditions_the_network(tmp_path):
             call()
 
 
-def test_a_tiny_model_learns_the_ego_lane_from_the_command(data):
+def test_a_branched_network_runs_each_command_through_its_own_head(tmp_path):
+    """Untrained: the command picks its head, the same after a checkpoint round trip; a command
+    outside [0, commands) gets the heads' mean; a step on command 1's frames trains only its head."""
+    net = saved_network(tmp_path / "branched.pt", commands=3, branched=True)
+    loaded = load_lane_model(tmp_path / "branched.pt")
+    assert loaded.net.config.branched and len(loaded.net.heads) == 3
+    x, ego = torch.from_numpy(np.stack([a_frame()] * 3)), torch.tensor([[38.0, 32.0]] * 3)
+    with torch.no_grad():
+        features = net.features(net.inputs(x, ego, 1.75))
+        raw = net._branch(features, net.one_hot(torch.tensor([0, 2, 7]), 3, features))
+        heads = [head(features) for head in net.heads]
+    torch.testing.assert_close(raw[0], heads[0][0])
+    torch.testing.assert_close(raw[1], heads[2][1])
+    torch.testing.assert_close(raw[2], torch.stack([h[2] for h in heads]).mean(dim=0))
+    f = a_frame()
+    for c in (0, 1, 2):
+        np.testing.assert_array_equal(loaded.predict(f, command=c).centres, LearnedLanes(net, FRAME).predict(
+            f, command=c).centres)
+    before = [[p.detach().clone() for p in head.parameters()] for head in net.heads]
+    net.train()
+    out = net(x, ego, 1.75, torch.tensor([1, 1, 1]))
+    (out["y"].sum() + out["valid"].sum()).backward()
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    moved = [any(not torch.equal(a, b) for a, b in zip(old, head.parameters())) for old, head in zip(before, net.heads)]
+    assert moved == [False, True, False]
+    with pytest.raises(ValueError, match="branched lane network needs 1 or more commands"):
+        LaneNetConfig(s=S, branched=True, **TINY)
+
+
+@pytest.mark.parametrize("branched", [False, True])
+def test_a_tiny_model_learns_the_ego_lane_from_the_command(data, branched):
     """The same frame twice, its ego lane 2 m right for command 1 and 2 m left for command 2:
     only the command tells the two apart, and the trained network follows it."""
     d = select_lane_frames(data, "train", (SCENARIO,), 1, strict=False)
@@ -224,7 +254,7 @@ def test_a_tiny_model_learns_the_ego_lane_from_the_command(data):
     target[:, 1, :, 1] += np.array([[2.0], [-2.0]])
     frames, command = np.repeat(d.frames[:1], 2, 0), np.array([1, 2])
     torch.manual_seed(0)
-    net = LaneNet(LaneNetConfig(s=tuple(float(v) for v in d.s), commands=3, **TINY))
+    net = LaneNet(LaneNetConfig(s=tuple(float(v) for v in d.s), commands=3, branched=branched, **TINY))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     x, ego = torch.from_numpy(frames), torch.from_numpy(np.repeat(d.ego_px[:1], 2, 0))
     s, target_t = torch.from_numpy(d.s), torch.from_numpy(target)
