@@ -23,9 +23,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from steerbench.perception.classical import newest
+from steerbench.perception.odometry import step_turn
 from steerbench.perception.tracker import EgoMotion, Track
 from steerbench.perception.types import FrameGeometry
-from steerbench.planning.controllers import STEERING_RANGE
 from steerbench.planning.planner import Trajectory, frenet
 from steerbench.sim.longitudinal import idm_acceleration
 from steerbench.sim.types import EpisodeInfo, Observation, VehicleState
@@ -176,9 +176,8 @@ class ModularAgent:
         if obs.road is None:
             if self.snapshot is None:  # the first step
                 return None
-            distance = obs.speed * self.ctx.dt
-            beta = np.arctan(0.5 * np.tan(np.clip(self.last_steering, -1.0, 1.0) * STEERING_RANGE))
-            return EgoMotion(distance, float(distance * 2 * np.sin(beta) / WHEELBASE_M))
+            dt = self.ctx.dt
+            return EgoMotion(obs.speed * dt, step_turn(obs.speed, self.last_steering, dt, WHEELBASE_M))
         ego = obs.road.ego
         last, self.last_pose = self.last_pose, ego
         if last is None:

@@ -1,7 +1,8 @@
 """`lanes=learned`: the lane model of `steerbench train-lanes`, fused over time.
 
 Each step the model reads the newest frame (and the navigation command, when it was trained on
-it: at a junction the ego's lane is the commanded branch) and predicts the left, ego and right
+it: at a junction the ego's lane is the commanded branch; and the ego's heading since the episode
+began, dead-reckoned from its motion, when it was trained with odometry) and predicts the left, ego and right
 lanes' centre lines as samples at fixed arc lengths from abreast of the ego (perception.lane_model).
 The filter, per lane slot (-1 left, 0 ego, +1 right):
 
@@ -77,6 +78,7 @@ class LearnedLaneSource:
         self.unseen_s = {slot: 0.0 for slot in SLOTS}
         self.oncoming_s = {slot: 0.0 for slot in SLOTS}  # time left withheld
         self.lane_id = 0
+        self.turned = 0.0  # [rad] dead-reckoned heading since the episode began (the model's odometry input)
         self.counts = {"steps": 0, "measured": 0, "crossings": 0, "withheld": 0}
 
     def stats(self) -> dict[str, float]:
@@ -89,6 +91,7 @@ class LearnedLaneSource:
     def view(self, obs: Observation, motion: EgoMotion | None, tracks: Sequence[Track] = ()) -> LaneView:
         if not self.ready:
             raise RuntimeError("lanes=learned needs the camera geometry in EpisodeInfo")
+        self.turned += motion.dheading if motion is not None else 0.0
         measured = self._measure(obs)
         carried = {slot: _resampled(_moved(pts, motion), self.s) for slot, pts in self.fused.items()}
         carried = self._crossed(carried, measured)
@@ -104,7 +107,8 @@ class LearnedLaneSource:
         return LaneView(lanes, self.lane_id, None)
 
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
-        p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None)
+        p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None,
+                               turned=self.turned if getattr(self.model, "odometry", False) else None)
         return {slot: p.centres[slot + 1] for slot in SLOTS
                 if p.valid[slot + 1] and np.isfinite(p.centres[slot + 1]).any()}
 

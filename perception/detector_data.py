@@ -101,6 +101,18 @@ def ensure_frames(root: Path, split: str, scenarios: Sequence[str], frames: int,
             episodes += math.ceil((share - have) / per_episode)
 
 
+def policy_hz_of(root: Path) -> int:
+    """The policy rate a dataset was collected at (its manifest.json; 5, the default, when it
+    does not say); DetectorError for a missing or corrupt manifest."""
+    path = Path(root) / "manifest.json"
+    try:
+        return int(json.loads(path.read_text())["env"].get("policy_hz", 5))
+    except FileNotFoundError:
+        raise DetectorError(f"{root} is not a steerbench dataset (no manifest.json)") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DetectorError(f"{path} is corrupt or lacks the environment settings") from None
+
+
 def camera_of(root: Path) -> dict:
     """The camera settings a dataset was collected with (its manifest.json); DetectorError otherwise."""
     path = Path(root) / "manifest.json"

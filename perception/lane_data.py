@@ -21,9 +21,10 @@ from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.scenarios import SUITE
 
 from .classical import to_gray
-from .detector_data import camera_of, composed_steps, geometry_for, shares
+from .detector_data import camera_of, composed_steps, geometry_for, policy_hz_of, shares
 from .lane_model import LaneModelError
 from .learned import DetectorError
+from .odometry import turned
 from .types import FrameGeometry
 
 NO_LABELS = ("{root} was collected without lane labels (before steerbench collect wrote them); "
@@ -45,6 +46,11 @@ class LaneFrameSet:
     width: np.ndarray  # (N, 3) float32 [m], NaN where not valid
     command: np.ndarray  # (N,) int64 navigation command (index into get_scenario(name).commands)
     episodes: tuple[int, ...] = ()  # dataset indices of the episodes the frames come from
+    turned: np.ndarray | None = None  # (N,) float32 [rad] dead-reckoned heading since the episode began
+
+    def __post_init__(self) -> None:
+        if self.turned is None:  # a set made by hand (tests): no turn
+            object.__setattr__(self, "turned", np.zeros(len(self.frames), np.float32))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -81,14 +87,14 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
     the frames of that mix (perception.detector_data.composed_steps)."""
     root = Path(root)
     try:
-        camera = camera_of(root)
+        camera, dt = camera_of(root), 1.0 / policy_hz_of(root)
         chosen = (None if composition is None or frames is None
                   else composed_steps(root, split, scenarios, frames, stride, composition))
     except (DetectorError, CompositionError) as exc:
         raise LaneModelError(str(exc)) from None
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
     budget = shares(frames, scenarios) if frames is not None else {s: None for s in scenarios}
-    cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width", "command")}
+    cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width", "command", "turned")}
     s_grid, used = None, set()
     for k, (scenario, share) in enumerate(budget.items()):
         taken = 0
@@ -118,6 +124,7 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
             cols["valid"].append(ep.lane_valid[steps])
             cols["width"].append(ep.lane_width[steps])
             cols["command"].append(ep.command[steps])
+            cols["turned"].append(turned(ep.speed, ep.executed[:, -1], dt)[steps])
             taken += len(steps)
         if strict and share is None and not taken:
             raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
@@ -131,4 +138,5 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
     return LaneFrameSet(split, np.stack(cols["frames"]), np.asarray(cols["scenario"], np.int64), tuple(scenarios),
                         geometries, np.asarray(s_grid, np.float32), np.concatenate(cols["centres"]).astype(np.float32),
                         np.concatenate(cols["valid"]).astype(bool), np.concatenate(cols["width"]).astype(np.float32),
-                        command=np.concatenate(cols["command"]).astype(np.int64), episodes=tuple(sorted(used)))
+                        command=np.concatenate(cols["command"]).astype(np.int64), episodes=tuple(sorted(used)),
+                        turned=np.concatenate(cols["turned"]).astype(np.float32))

@@ -152,7 +152,7 @@ def displaced_quality(net: LaneNet, data: LaneFrameSet, scaling: float, device: 
     errors, at = [], sample_index(data.s, 10.0)
     for side in (-shift_m, shift_m):
         frames, centres = displaced_frames(data, side)
-        pred = predict_arrays(net, frames, data.ego_px, scaling, device, data.command)
+        pred = predict_arrays(net, frames, data.ego_px, scaling, device, data.command, data.turned)
         errors.append(np.abs(pred["centres"][:, EGO, at, 1] - centres[:, EGO, at, 1]))
     err, scenario = np.concatenate(errors), np.concatenate([data.scenario, data.scenario])
     return {"shift_m": float(shift_m), "lateral_10m": error_stats(err),

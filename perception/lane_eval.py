@@ -38,10 +38,11 @@ def losses(out: dict[str, torch.Tensor], s: torch.Tensor, target: torch.Tensor, 
 
 @torch.no_grad()
 def predict_arrays(net: LaneNet, frames: np.ndarray, ego_px: np.ndarray, scaling: float, device: str,
-                   command: np.ndarray | None = None, batch: int = 256) -> dict[str, np.ndarray]:
+                   command: np.ndarray | None = None, turned: np.ndarray | None = None,
+                   batch: int = 256) -> dict[str, np.ndarray]:
     """The raw outputs over many frames (eval mode; `command`, (N,) int, each frame's navigation
-    command, required by a network conditioned on it): `centres` (N, 3, K, 2), `exists`, `valid`
-    (logits), `width`, as NumPy."""
+    command, required by a network conditioned on it, and `turned`, (N,) [rad], by one with
+    odometry): `centres` (N, 3, K, 2), `exists`, `valid` (logits), `width`, as NumPy."""
     net.eval()
     s = torch.as_tensor(net.config.s, dtype=torch.float32, device=device)
     parts: dict[str, list] = {"centres": [], "exists": [], "valid": [], "width": []}
@@ -49,7 +50,8 @@ def predict_arrays(net: LaneNet, frames: np.ndarray, ego_px: np.ndarray, scaling
         x = torch.from_numpy(np.ascontiguousarray(frames[i:i + batch])).to(device)
         e = torch.from_numpy(np.ascontiguousarray(ego_px[i:i + batch], dtype=np.float32)).to(device)
         c = None if command is None else torch.from_numpy(np.asarray(command[i:i + batch], np.int64)).to(device)
-        out = net(x, e, scaling, c)
+        h = None if turned is None else torch.from_numpy(np.asarray(turned[i:i + batch], np.float32)).to(device)
+        out = net(x, e, scaling, c, h)
         parts["centres"].append(centres(out, s).cpu().numpy())
         for k in ("exists", "valid", "width"):
             parts[k].append(out[k].cpu().numpy())

@@ -13,6 +13,9 @@ With `commands` > 0 the navigation command's one-hot (all zeros for a command ou
 [0, commands)) joins the 512 features before the hidden layer: the ego lane's label follows the
 route through junctions, and only the command says which branch that is. With `branched`, each
 command has a fully connected head of its own on the shared features, and the command picks it.
+With `odometry`, the ego's dead-reckoned heading since the episode began (perception/odometry.py,
+radians / pi) joins the features too: which roundabout exit is the commanded one depends on how
+far round the ring the car has come, which one frame does not show.
 
 Output, for each of the 3 lanes (left, ego, right; rows as `planning.lane_labels`) and each of
 the label's K arc lengths `s` (-5 to 60 m every 2.5 m): the sample's x - s and y in the ego
@@ -27,6 +30,7 @@ load with `torch.load(weights_only=True)`; every problem with one is a one-line 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,6 +71,7 @@ class LaneNetConfig:
     grid: tuple[int, int] = (4, 8)  # (rows, columns) the last feature map is pooled to
     commands: int = 0  # navigation commands the network is conditioned on (one-hot); 0: none
     branched: bool = False  # one fully connected head per command, the command picks it (else the one-hot joins)
+    odometry: bool = False  # the dead-reckoned heading since the episode began joins the features (radians / pi)
 
     def __post_init__(self) -> None:
         if len(self.s) < 3 or len(self.channels) != 4 or min(self.channels) < 1 or self.squeeze < 1 \
@@ -90,10 +95,11 @@ class LaneNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "LaneNetConfig":
         """Back from `as_dict`; a dict without `commands` (every checkpoint from before the
-        command input) is a network without it (0), one without `branched` is not branched."""
+        command input) is a network without it (0), one without `branched` or `odometry` has neither."""
         return cls(s=tuple(float(v) for v in d["s"]), channels=tuple(int(c) for c in d["channels"]),
                    squeeze=int(d["squeeze"]), hidden=int(d["hidden"]), grid=tuple(int(g) for g in d["grid"]),
-                   commands=int(d.get("commands", 0)), branched=bool(d.get("branched", False)))
+                   commands=int(d.get("commands", 0)), branched=bool(d.get("branched", False)),
+                   odometry=bool(d.get("odometry", False)))
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -114,7 +120,7 @@ class LaneNet(nn.Module):
             _conv(3, c1, 2), _conv(c1, c2, 2), _conv(c2, c2), _conv(c2, c3, 2), _conv(c3, c3),
             _conv(c3, c4, 2), nn.Conv2d(c4, config.squeeze, 1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(config.grid), nn.Flatten())
-        features = config.squeeze * config.grid[0] * config.grid[1]
+        features = config.squeeze * config.grid[0] * config.grid[1] + int(config.odometry)
         if config.branched:  # as conditional imitation learning's branches (Codevilla et al., ICRA 2018)
             self.heads = nn.ModuleList(self._head(features) for _ in range(config.commands))
         else:
@@ -161,11 +167,24 @@ class LaneNet(nn.Module):
             raise ValueError(f"the lane network got {len(command)} commands for {batch} frames")
         return (command[:, None] == torch.arange(n, device=like.device)).to(like.dtype)
 
+    def turn_input(self, turned: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """(B, 1) the dead-reckoned heading since the episode began [rad] / pi; ValueError without it."""
+        if turned is None:
+            raise ValueError("the lane network takes the ego's dead-reckoned heading since the episode began "
+                             "(perception/odometry.py); pass `turned` for every frame")
+        turned = torch.as_tensor(turned, device=like.device, dtype=like.dtype).reshape(-1)
+        if len(turned) != batch:
+            raise ValueError(f"the lane network got {len(turned)} headings for {batch} frames")
+        return (turned / math.pi)[:, None]
+
     def forward(self, frames: torch.Tensor, ego_px: torch.Tensor, scaling: float,
-                command: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                command: torch.Tensor | None = None, turned: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The lane outputs of a batch (class docstring); `command` (B,) int, required when the
-        network is conditioned on it (`config.commands` > 0), ignored when not."""
+        network is conditioned on it (`config.commands` > 0), ignored when not; `turned` (B,)
+        [rad], required with `config.odometry`, ignored without."""
         x = self.features(self.inputs(frames, ego_px, scaling))
+        if self.config.odometry:
+            x = torch.cat([x, self.turn_input(turned, len(x), x)], dim=1)
         if self.config.branched:
             out = self._branch(x, self.one_hot(command, len(x), x))
         elif self.config.commands:
@@ -297,23 +316,31 @@ class LearnedLanes:
         """The navigation commands the network is conditioned on (0: none; it ignores a command)."""
         return self.net.config.commands
 
-    def predict(self, frames: np.ndarray, command: int | None = None) -> LanePrediction:
+    @property
+    def odometry(self) -> bool:
+        """Whether the network takes the dead-reckoned heading since the episode began (`turned`)."""
+        return self.net.config.odometry
+
+    def predict(self, frames: np.ndarray, command: int | None = None, turned: float | None = None) -> LanePrediction:
         """The lanes of the newest frame of a stack ((stack, H, W[, 3]) or a single frame), made
         as in every episode (`episode_torch`: one thread, deterministic). `command`: the
         scenario's navigation command (its index in `get_scenario(name).commands`), required by
-        a network conditioned on it (ValueError without), ignored by one that is not."""
+        a network conditioned on it (ValueError without), ignored by one that is not; `turned`
+        [rad] likewise for a network with `odometry` (perception/odometry.py)."""
         with episode_torch():
             commands = None if command is None else np.array([command], np.int64)
-            return self.predict_batch(to_gray(newest(np.asarray(frames)))[None], commands)[0]
+            headings = None if turned is None else np.array([turned], np.float32)
+            return self.predict_batch(to_gray(newest(np.asarray(frames)))[None], commands, headings)[0]
 
-    def estimate(self, frames: np.ndarray, command: int | None = None) -> LaneEstimate:
-        """`predict(frames, command).estimate()`: the lanes as the pixel lane detector returns them."""
-        return self.predict(frames, command).estimate()
+    def estimate(self, frames: np.ndarray, command: int | None = None, turned: float | None = None) -> LaneEstimate:
+        """`predict(frames, command, turned).estimate()`: the lanes as the pixel lane detector returns them."""
+        return self.predict(frames, command, turned).estimate()
 
     @torch.no_grad()
-    def predict_batch(self, frames: np.ndarray, commands: np.ndarray | None = None) -> list[LanePrediction]:
+    def predict_batch(self, frames: np.ndarray, commands: np.ndarray | None = None,
+                      turned: np.ndarray | None = None) -> list[LanePrediction]:
         """(B, H, W) grey uint8 frames, all with this geometry, and their (B,) navigation commands
-        (as `predict`'s) -> one prediction per frame."""
+        and headings (as `predict`'s) -> one prediction per frame."""
         frames = np.asarray(frames)
         g = self.geometry
         if frames.ndim != 3 or frames.shape[1:] != (g.height, g.width):
@@ -325,7 +352,8 @@ class LearnedLanes:
         ego = torch.as_tensor(np.tile(g.ego_px, (len(frames), 1)), dtype=torch.float32, device=self.device)
         command = None if commands is None or not self.commands else \
             torch.as_tensor(np.asarray(commands, np.int64), device=self.device)
-        return decode(self.net(x, ego, g.scaling, command), self.s)
+        heading = None if turned is None else torch.as_tensor(np.asarray(turned, np.float32), device=self.device)
+        return decode(self.net(x, ego, g.scaling, command, heading), self.s)
 
 
 def load_lane_model(path: str | Path, geometry: FrameGeometry | None = None, device: str = "cpu") -> LearnedLanes:

@@ -88,6 +88,7 @@ class LaneTrainConfig:
     viewpoint: float = 0.0  # share of train frames seen from a displaced ego, labels moved (0: off; lane_displace)
     viewpoint_rotate: float = LANE_DISPLACEMENT.rotate_deg  # [deg] the displaced ego's largest turn
     branched: bool = False  # one head per navigation command (LaneNetConfig.branched)
+    odometry: bool = False  # the dead-reckoned heading since the episode began as an input (LaneNetConfig.odometry)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -113,8 +114,7 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
-    if not cfg.branched:
-        unset += ("branched",)
+    unset += tuple(name for name in ("branched", "odometry") if not getattr(cfg, name))
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -182,7 +182,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     net_cfg = LaneNetConfig(s=tuple(float(v) for v in data.train.s), channels=cfg.channels, hidden=cfg.hidden,
-                            commands=_commands(run, scenarios), branched=cfg.branched)
+                            commands=_commands(run, scenarios), branched=cfg.branched, odometry=cfg.odometry)
     net = LaneNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     base = _meta(net_cfg, scenarios, data)
@@ -230,7 +230,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
 
 def _tensors(data: LaneFrameSet, idx: torch.Tensor | slice, device: str) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(a[idx])).to(device)
-                 for a in (data.ego_px, data.centres, data.valid, data.width, data.command))
+                 for a in (data.ego_px, data.centres, data.valid, data.width, data.command, data.turned))
 
 
 def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrainConfig, device: str,
@@ -249,13 +249,13 @@ def _epoch(net: LaneNet, opt: torch.optim.Optimizer, data: _Data, cfg: LaneTrain
     steps = range(0, len(order), cfg.batch)
     for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not cfg.progress):
         idx = order[start:start + cfg.batch]
-        ego, target, valid, width, command = _tensors(train, idx.numpy(), device)
+        ego, target, valid, width, command, turned = _tensors(train, idx.numpy(), device)
         x = frames[idx]
         if displace is not None:  # before the photometric draw: the fill grey takes its gain too
             x, target = displace(x, target.cpu(), train.scenario[idx.numpy()], gen)
             target = target.to(device)
         x = augment(x, cfg.brightness, cfg.noise_sd, gen).to(device)
-        parts = losses(net(x, ego, data.scaling, command), s, target, valid, width)
+        parts = losses(net(x, ego, data.scaling, command, turned), s, target, valid, width)
         opt.zero_grad()
         parts["total"].backward()
         opt.step()
@@ -273,15 +273,15 @@ def _held_losses(net: LaneNet, data: LaneFrameSet, scaling: float, device: str, 
     for i in range(0, len(data), batch):
         sl = slice(i, i + batch)
         x = torch.from_numpy(data.frames[sl]).to(device)
-        ego, target, valid, width, command = _tensors(data, sl, device)
-        for k, v in losses(net(x, ego, scaling, command), s, target, valid, width).items():
+        ego, target, valid, width, command, turned = _tensors(data, sl, device)
+        for k, v in losses(net(x, ego, scaling, command, turned), s, target, valid, width).items():
             sums[k] = sums.get(k, 0.0) + v.item() * len(x)
     return {k: v / len(data) for k, v in sums.items()}
 
 
 def evaluate_lanes(net: LaneNet, data: LaneFrameSet, scaling: float, device: str = "cpu") -> tuple[dict, dict]:
     """Held-out quality (`lane_eval.quality_by_scenario`) and the raw predictions."""
-    pred = predict_arrays(net, data.frames, data.ego_px, scaling, device, data.command)
+    pred = predict_arrays(net, data.frames, data.ego_px, scaling, device, data.command, data.turned)
     q = quality_by_scenario(pred["centres"], pred["valid"] > 0, data.centres, data.valid, data.s, data.scenario,
                             data.scenarios)
     return q, pred

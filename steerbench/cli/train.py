@@ -56,6 +56,9 @@ def _train_lanes_parser(sub) -> None:
     t.add_argument("--branched", action="store_true",
                    help="one fully connected head per navigation command, picked by the command (default: the "
                         "command's one-hot joins the features of one head; docs/perception.md)")
+    t.add_argument("--odometry", action="store_true",
+                   help="the ego's heading since the episode began, dead-reckoned from its speed and steering, as "
+                        "an input: which roundabout exit is commanded depends on how far round the car has come")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -192,7 +195,7 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
     cfg = LaneTrainConfig(data=str(args.data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, patience=args.patience, viewpoint=args.viewpoint,
-                          branched=args.branched, progress=not args.no_progress)
+                          branched=args.branched, odometry=args.odometry, progress=not args.no_progress)
     if args.viewpoint_rotate is not None:  # None: the config's default (the CLI does not import torch to read it)
         cfg = dataclasses.replace(cfg, viewpoint_rotate=args.viewpoint_rotate)
     metrics = train_lanes(cfg)

@@ -54,10 +54,11 @@ class Scripted:
 
     def __init__(self, script):
         self.script, self.geometry, self.s = iter(script), GEOMETRY, S
-        self.commands, self.seen = 0, []
+        self.commands, self.seen, self.turns, self.odometry = 0, [], [], False
 
-    def predict(self, frames, command=None):
+    def predict(self, frames, command=None, turned=None):
         self.seen.append(command)
+        self.turns.append(turned)
         return prediction(next(self.script))
 
 
@@ -104,6 +105,17 @@ def test_a_command_conditioned_model_is_given_the_navigation_command(checkpoint)
     stage.model.commands = 3
     stage.view(Observation(FRAMES, 25.0, 2), None, ())
     assert stage.model.seen == [None, 2]
+
+
+def test_a_model_with_odometry_is_given_the_dead_reckoned_heading_since_the_start(checkpoint):
+    stage = source(checkpoint, [{0: straight(0.0)}] * 5)
+    stage.model.odometry = True
+    for motion in (None, EgoMotion(5.0, 0.1), EgoMotion(5.0, -0.3), EgoMotion(5.0, 0.05)):
+        view(stage, motion)
+    assert stage.model.turns == pytest.approx([0.0, 0.1, -0.2, -0.15])
+    stage.reset(StageContext(GEOMETRY, 0.2, False))
+    view(stage, EgoMotion(5.0, 0.2))
+    assert stage.model.turns[-1] == pytest.approx(0.2)  # a new episode counts from 0
 
 
 def test_a_lane_unseen_for_longer_than_hold_is_dropped(checkpoint):
@@ -158,7 +170,7 @@ class Labels:
         self.geometry = FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering)
         self.commands = 0
 
-    def predict(self, frames, command=None):
+    def predict(self, frames, command=None, turned=None):
         road = self.env.road_prior()
         if self.labeller is None or road.ego.lane_index is None:
             self.labeller = LaneLabeller()

@@ -116,7 +116,7 @@ class UnderTheEgo(torch.nn.Module):
         super().__init__()
         self.config = type("Config", (), {"s": tuple(float(v) for v in s)})()
 
-    def forward(self, frames, ego_px, scaling, command=None):
+    def forward(self, frames, ego_px, scaling, command=None, turned=None):
         b, k = len(frames), len(self.config.s)
         y = torch.tensor([-4.0, 0.0, 4.0]).view(1, 3, 1).expand(b, 3, k)
         return {"dx": torch.zeros(b, 3, k), "y": y, "exists": torch.full((b, 3, k), 5.0),

@@ -167,7 +167,7 @@ def saved_network(path, commands=0, old=False, branched=False, **kw):
     net = LaneNet(LaneNetConfig(s=S, commands=commands, branched=branched, **TINY)).eval()
     config = net.config.as_dict()
     if old:
-        del config["commands"], config["branched"]
+        del config["commands"], config["branched"], config["odometry"]
     save_checkpoint(path, {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": config,
                            "frame": FRAME, "model": net.state_dict(), "epoch": 1, **kw})
     return net
@@ -181,7 +181,7 @@ def test_a_checkpoint_without_commands_loads_and_predicts(tmp_path):
     net = saved_network(tmp_path / "old.pt", old=True)
     assert "commands" not in torch.load(tmp_path / "old.pt", weights_only=True)["config"]
     loaded = load_lane_model(tmp_path / "old.pt")
-    assert loaded.net.config.commands == 0 and not loaded.net.config.branched
+    assert loaded.net.config.commands == 0 and not loaded.net.config.branched and not loaded.net.config.odometry
     f = a_frame()
     a, b = loaded.predict(f), loaded.predict(f, command=2)  # a network without the input ignores a command
     np.testing.assert_array_equal(a.centres, b.centres)
@@ -242,6 +242,37 @@ def test_a_branched_network_runs_each_command_through_its_own_head(tmp_path):
     assert moved == [False, True, False]
     with pytest.raises(ValueError, match="branched lane network needs 1 or more commands"):
         LaneNetConfig(s=S, branched=True, **TINY)
+
+
+def test_a_network_with_odometry_needs_the_heading_and_a_tiny_one_learns_from_it(data):
+    """The same frame twice, its ego lane 2 m right after no turn and 2 m left after half a turn:
+    only the dead-reckoned heading tells them apart, and the trained network follows it."""
+    d = select_lane_frames(data, "train", (SCENARIO,), 1, strict=False)
+    target = np.repeat(d.centres[:1], 2, 0)
+    target[:, 1, :, 1] += np.array([[2.0], [-2.0]])
+    frames, turned = np.repeat(d.frames[:1], 2, 0), np.array([0.0, np.pi], np.float32)
+    torch.manual_seed(0)
+    net = LaneNet(LaneNetConfig(s=tuple(float(v) for v in d.s), odometry=True, **TINY))
+    x, ego = torch.from_numpy(frames), torch.from_numpy(np.repeat(d.ego_px[:1], 2, 0))
+    with pytest.raises(ValueError, match="dead-reckoned heading"):
+        net(x, ego, 1.75)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    s, target_t = torch.from_numpy(d.s), torch.from_numpy(target)
+    valid, width = (torch.from_numpy(np.repeat(a[:1], 2, 0)) for a in (d.valid, d.width))
+    for _ in range(400):  # one scalar moves slower than a one-hot
+        net.train()
+        loss = losses(net(x, ego, 1.75, None, torch.from_numpy(turned)), s, target_t, valid, width)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    lanes = LearnedLanes(net, FRAME, d.geometries[0])
+    right, left = lanes.predict_batch(frames, None, turned)
+    i = S.index(10.0)
+    true = float(d.centres[0, 1, i, 1])
+    assert right.centres[1, i, 1] > true + 1.5 and left.centres[1, i, 1] < true - 1.5, \
+        (true, right.centres[1, i, 1], left.centres[1, i, 1], float(loss))
+    with pytest.raises(ValueError, match="dead-reckoned heading"):
+        lanes.predict(frames[0])
 
 
 @pytest.mark.parametrize("branched", [False, True])
@@ -368,6 +399,18 @@ def test_a_dataset_without_train_dev_episodes_is_a_one_line_error(data, tmp_path
     assert main(["train-lanes", "--data", str(train_only), "--logdir", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no train-dev frames" in err and "--split train-dev" in err, err
+
+
+def test_a_branched_run_with_odometry_trains_and_its_checkpoint_needs_the_heading(data, tmp_path):
+    metrics = train_lanes(tiny_config(data, tmp_path / "run", epochs=1, branched=True, odometry=True))
+    model = load_lane_model(metrics["checkpoint"])
+    assert model.net.config.branched and model.odometry and model.commands == 1
+    frame = select_lane_frames(data, "train-dev", (SCENARIO,), 1, strict=False).frames[0]
+    assert model.predict(frame, command=0, turned=0.3).valid.shape == (3,)
+    with pytest.raises(ValueError, match="dead-reckoned heading"):
+        model.predict(frame, command=0)
+    with pytest.raises(LaneModelError, match="another configuration"):  # the same logdir without them
+        train_lanes(tiny_config(data, tmp_path / "run", epochs=1))
 
 
 def test_resume_trains_as_an_uninterrupted_run(data, tmp_path):
