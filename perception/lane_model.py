@@ -196,7 +196,6 @@ class LaneNet(nn.Module):
         return {"dx": out[..., :k], "y": out[..., k:2 * k], "exists": out[..., 2 * k:3 * k],
                 "valid": out[..., 3 * k], "width": out[..., 3 * k + 1]}
 
-
     def _branch(self, x: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
         """Each frame's output from its command's head; the heads' mean for a command outside
         [0, commands) (all-zero one-hot: no branch is preferred)."""
