@@ -2,8 +2,9 @@
 
 Each step the model reads the newest frame (and the navigation command, when it was trained on
 it: at a junction the ego's lane is the commanded branch; and the ego's heading since the episode
-began, dead-reckoned from its motion, when it was trained with odometry) and predicts the left, ego and right
-lanes' centre lines as samples at fixed arc lengths from abreast of the ego (perception.lane_model).
+began, dead-reckoned from its motion, when it was trained with odometry) and predicts the left,
+ego and right lanes' centre lines as samples at fixed arc lengths from abreast of the ego
+(perception.lane_model).
 The filter, per lane slot (-1 left, 0 ego, +1 right):
 
 - carry: the last fused lanes are moved into the new ego frame by the ego's motion, then
