@@ -109,7 +109,7 @@ class LearnedLaneSource:
 
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
         p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None,
-                               turned=self.turned if getattr(self.model, "odometry", False) else None)
+                               turned=self.turned if self.model.odometry else None)
         return {slot: p.centres[slot + 1] for slot in SLOTS
                 if p.valid[slot + 1] and np.isfinite(p.centres[slot + 1]).any()}
 

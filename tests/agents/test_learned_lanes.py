@@ -168,7 +168,7 @@ class Labels:
         self.labeller, self.s = None, S
         cam = env.camera_config
         self.geometry = FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering)
-        self.commands = 0
+        self.commands, self.odometry = 0, False
 
     def predict(self, frames, command=None, turned=None):
         road = self.env.road_prior()
