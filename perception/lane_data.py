@@ -18,6 +18,7 @@ import numpy as np
 
 from steerbench.sim.composition import Composition, CompositionError
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
+from steerbench.sim.episodes import DAGGER
 from steerbench.sim.scenarios import SUITE
 
 from .classical import to_gray
@@ -81,10 +82,13 @@ def scenarios_of(root: Path, split: str = "train") -> tuple[str, ...]:
 
 
 def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames: int | None, stride: int = 1,
-                       strict: bool = True, composition: Composition | None = None) -> LaneFrameSet:
+                       strict: bool = True, composition: Composition | None = None,
+                       rollouts: bool = False) -> LaneFrameSet:
     """The frames of `split` in the module docstring's order: all (`frames` None) or a share of
     `frames` per scenario, exactly (`strict`) or at most; with a `composition` (and `frames`)
-    the frames of that mix (perception.detector_data.composed_steps)."""
+    the frames of that mix (perception.detector_data.composed_steps). With `rollouts`, the
+    budget is of the collected episodes and every DAgger rollout (sim.episodes.DAGGER) in the
+    data comes on top, whole (steerbench.harness.lane_dagger)."""
     root = Path(root)
     try:
         camera, dt = camera_of(root), 1.0 / policy_hz_of(root)
@@ -95,48 +99,77 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
     geometries = tuple(geometry_for(camera, s) for s in scenarios)
     budget = shares(frames, scenarios) if frames is not None else {s: None for s in scenarios}
     cols: dict[str, list] = {k: [] for k in ("frames", "scenario", "centres", "valid", "width", "command", "turned")}
-    s_grid, used = None, set()
+    grid: list[np.ndarray] = []
+    used = set()
     for k, (scenario, share) in enumerate(budget.items()):
+        rows = rows_of(root, split, scenario)
+        on_policy = [rollouts and DAGGER.holds(split, r["index"]) for r in rows]
+        planned = [(row, steps, True) for row, steps in
+                   _budgeted([r for r, o in zip(rows, on_policy) if not o], share, stride, chosen, scenario)]
+        planned += [(row, None, False) for row, o in zip(rows, on_policy) if o]
         taken = 0
-        for row in rows_of(root, split, scenario):
-            if share is not None and taken >= share:
-                break
-            if chosen is not None and (scenario, row["index"]) not in chosen:
-                continue
-            try:
-                ep = load_episode(root, row)
-            except DatasetError as exc:
-                raise LaneModelError(str(exc)) from None
-            if ep.lane_centres is None:
-                raise LaneModelError(NO_LABELS.format(root=root))
-            if s_grid is None:
-                s_grid = ep.lane_s
-            elif not np.array_equal(s_grid, ep.lane_s):
-                raise LaneModelError(f"{root}: chunk {row['path']} has other lane sample arc lengths")
+        for row, steps, budgeted in planned:
+            ep = _labelled_episode(root, row, grid)
+            steps = np.arange(0, len(ep.speed), stride) if steps is None else steps
             used.add(int(row["index"]))
-            steps = (np.arange(0, len(ep.speed), stride) if chosen is None
-                     else np.asarray(chosen[(scenario, row["index"])], dtype=np.int64))
-            if share is not None:
-                steps = steps[:share - taken]
             cols["frames"] += [to_gray(ep.frames[t]) for t in steps]
             cols["scenario"] += [k] * len(steps)
-            cols["centres"].append(ep.lane_centres[steps])
-            cols["valid"].append(ep.lane_valid[steps])
-            cols["width"].append(ep.lane_width[steps])
-            cols["command"].append(ep.command[steps])
-            cols["turned"].append(turned(ep.speed, ep.executed[:, -1], dt)[steps])
-            taken += len(steps)
-        if strict and share is None and not taken:
-            raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
-                                 "or leave the scenario out")
-        if strict and share is not None and taken < share:
-            raise LaneModelError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
-                                 "collect more episodes or ask for fewer frames")
+            for key, values in (("centres", ep.lane_centres), ("valid", ep.lane_valid), ("width", ep.lane_width),
+                                ("command", ep.command), ("turned", turned(ep.speed, ep.executed[:, -1], dt))):
+                cols[key].append(values[steps])
+            taken += len(steps) if budgeted else 0
+        _check_taken(root, split, scenario, share, taken, strict)
     if not cols["frames"]:
         raise LaneModelError(f"{root} holds no {split} frames of {', '.join(scenarios)}; collect them with "
                              f"steerbench collect --split {split}")
     return LaneFrameSet(split, np.stack(cols["frames"]), np.asarray(cols["scenario"], np.int64), tuple(scenarios),
-                        geometries, np.asarray(s_grid, np.float32), np.concatenate(cols["centres"]).astype(np.float32),
+                        geometries, np.asarray(grid[0], np.float32), np.concatenate(cols["centres"]).astype(np.float32),
                         np.concatenate(cols["valid"]).astype(bool), np.concatenate(cols["width"]).astype(np.float32),
                         command=np.concatenate(cols["command"]).astype(np.int64), episodes=tuple(sorted(used)),
                         turned=np.concatenate(cols["turned"]).astype(np.float32))
+
+
+def _budgeted(rows: list[dict], share: int | None, stride: int,
+              chosen: dict[tuple[str, int], list[int]] | None, scenario: str) -> list[tuple[dict, np.ndarray | None]]:
+    """Which steps of which `rows` a scenario's `share` takes, in order (None: every `stride`-th
+    step of the episode); reads the episodes' lengths from the index."""
+    plan, taken = [], 0
+    for row in rows:
+        if share is not None and taken >= share:
+            break
+        if chosen is not None and (scenario, row["index"]) not in chosen:
+            continue
+        steps = (np.arange(0, int(row["steps"]), stride) if chosen is None
+                 else np.asarray(chosen[(scenario, row["index"])], dtype=np.int64))
+        if share is not None:
+            steps = steps[:share - taken]
+        elif chosen is None:
+            steps = None
+        plan.append((row, steps))
+        taken += int(row["steps"]) if steps is None else len(steps)
+    return plan
+
+
+def _labelled_episode(root: Path, row: dict, grid: list[np.ndarray]):
+    """The episode of `row`; LaneModelError when it cannot be read, has no lane labels, or
+    samples its lanes at other arc lengths than the first one (`grid` holds that one)."""
+    try:
+        ep = load_episode(root, row)
+    except DatasetError as exc:
+        raise LaneModelError(str(exc)) from None
+    if ep.lane_centres is None:
+        raise LaneModelError(NO_LABELS.format(root=root))
+    if not grid:
+        grid.append(ep.lane_s)
+    elif not np.array_equal(grid[0], ep.lane_s):
+        raise LaneModelError(f"{root}: chunk {row['path']} has other lane sample arc lengths")
+    return ep
+
+
+def _check_taken(root: Path, split: str, scenario: str, share: int | None, taken: int, strict: bool) -> None:
+    if strict and share is None and not taken:
+        raise LaneModelError(f"{root} holds no {scenario}/{split} episodes; collect them with steerbench collect "
+                             "or leave the scenario out")
+    if strict and share is not None and taken < share:
+        raise LaneModelError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
+                             "collect more episodes or ask for fewer frames")

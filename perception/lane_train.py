@@ -87,8 +87,9 @@ class LaneTrainConfig:
     composition: Composition | None = None  # train frames in this sim.composition mix (None: the first)
     viewpoint: float = 0.0  # share of train frames seen from a displaced ego, labels moved (0: off; lane_displace)
     viewpoint_rotate: float = LANE_DISPLACEMENT.rotate_deg  # [deg] the displaced ego's largest turn
-    branched: bool = False  # one head per navigation command (LaneNetConfig.branched)
+    branched: bool = True  # one head per navigation command (LaneNetConfig.branched; docs/perception.md says why)
     odometry: bool = False  # the dead-reckoned heading since the episode began as an input (LaneNetConfig.odometry)
+    rollouts: bool = False  # the data's DAgger rollouts on top of `frames`, whole (steerbench.harness.lane_dagger)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -114,7 +115,7 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
-    unset += tuple(name for name in ("branched", "odometry") if not getattr(cfg, name))
+    unset += tuple(name for name in ("branched", "odometry", "rollouts") if not getattr(cfg, name))
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -130,7 +131,7 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     if not scenarios:
         raise LaneModelError(f"{cfg.data} holds no train episodes; collect them with steerbench collect")
     train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames,
-                               composition=cfg.composition)
+                               composition=cfg.composition, rollouts=cfg.rollouts)
     held = {}
     for split in HELD_OUT:
         # early stopping needs train-dev (an error without it); dev is measured when it is there
@@ -192,7 +193,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
         return (blob.get("train_config") == _comparable(cfg)
                 and json.dumps(blob.get("episodes"), default=list) == json.dumps(base["episodes"], default=list))
 
-    state = resume(run, load_lane_checkpoint, same_run, LaneModelError, net, opt)
+    state = resume(run, load_lane_checkpoint, same_run, LaneModelError, net, opt, current=_comparable(cfg))
     if state is None:
         state = TrainState(best=math.inf, best_epoch=0, extra={"train_s": 0.0})
     params = parameter_count(net)

@@ -25,7 +25,7 @@ import torch
 
 from steerbench.sim.storage import atomic_write
 
-RESUME_CONFLICT = "{logdir} holds a run with another configuration; use another --logdir"
+RESUME_CONFLICT = "{logdir} holds a run with another configuration{differ}; use another --logdir"
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -42,6 +42,24 @@ def comparable_config(cfg: Any, ignore: Iterable[str]) -> str:
     for k in ignore:
         d.pop(k)
     return json.dumps(d, sort_keys=True, default=list)
+
+
+def config_difference(stored: Any, current: str | None) -> str:
+    """The settings in which two `comparable_config` strings differ, as "a: stored x, now y; ..."
+    ("" when either is missing or unreadable, or none differs). A setting left out of one of
+    them (a run from before it existed, or one a trainer records only when on) shows as "default"."""
+    try:
+        old, new = json.loads(stored), json.loads(current)
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return ""
+
+    def shown(d: dict, k: str) -> str:
+        return json.dumps(d[k], default=list) if k in d else "default"
+
+    return "; ".join(f"{k}: stored {shown(old, k)}, now {shown(new, k)}"
+                     for k in sorted(old.keys() | new.keys()) if shown(old, k) != shown(new, k))
 
 
 @dataclass
@@ -181,15 +199,17 @@ def network_from(blob: dict, make: Callable[[dict], torch.nn.Module], error: Cal
 
 def resume(run: RunDir, load: Callable[[Path], dict], same_run: Callable[[dict], bool],
            error: Callable[[str], Exception], net: torch.nn.Module,
-           opt: torch.optim.Optimizer) -> TrainState | None:
+           opt: torch.optim.Optimizer, current: str | None = None) -> TrainState | None:
     """Continue the run in `run` from its `last.pt`: weights, optimiser and torch's RNG restored,
     its record returned; None when there is no `last.pt` yet. A `last.pt` for which `same_run`
-    is false (another configuration) raises `error`: resuming it would mix two runs."""
+    is false (another configuration) raises `error`: resuming it would mix two runs. With
+    `current` (this run's `comparable_config`) the error names the settings that differ."""
     if not run.last.exists():
         return None
     blob = load(run.last)
     if not same_run(blob):
-        raise error(RESUME_CONFLICT.format(logdir=run.logdir))
+        differ = config_difference(blob.get("train_config"), current)
+        raise error(RESUME_CONFLICT.format(logdir=run.logdir, differ=f" ({differ})" if differ else ""))
     net.load_state_dict(blob["model"])
     opt.load_state_dict(blob["optimizer"])
     state = TrainState.from_json(blob["state"])

@@ -88,6 +88,10 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
                    help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
     g.add_argument("--lane-viewpoint", type=common.fraction, default=0.5,
                    help="share of the lane model's frames seen from a displaced ego (train-lanes --viewpoint)")
+    g.add_argument("--lane-dagger-rounds", type=common.non_negative_int, default=0,
+                   help="DAgger rounds of the lane model on the modular agent's rollouts (train-lanes --dagger-rounds)")
+    g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=20,
+                   help="its rollouts per scenario and round")
 
 
 def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
@@ -96,7 +100,8 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
     return Budget(scenarios=scenarios, train_episodes=args.train_episodes, heldout_episodes=args.heldout_episodes,
                   e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
                   detector_epochs=args.detector_epochs, lane_frames=args.lane_frames, lane_epochs=args.lane_epochs,
-                  lane_viewpoint=args.lane_viewpoint, frames=frames, workers=args.workers,
+                  lane_viewpoint=args.lane_viewpoint, lane_dagger_rounds=args.lane_dagger_rounds,
+                  lane_dagger_episodes=args.lane_dagger_episodes, frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 
 

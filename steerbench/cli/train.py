@@ -53,12 +53,21 @@ def _train_lanes_parser(sub) -> None:
                         "centre (0: off; docs/perception.md)")
     t.add_argument("--viewpoint-rotate", type=common.non_negative_float, default=None, metavar="DEG",
                    help="the displaced ego's largest turn, at most 45 (default: perception/lane_displace.py's, 10)")
-    t.add_argument("--branched", action="store_true",
-                   help="one fully connected head per navigation command, picked by the command (default: the "
-                        "command's one-hot joins the features of one head; docs/perception.md)")
+    t.add_argument("--branched", action=argparse.BooleanOptionalAction, default=True,
+                   help="one fully connected head per navigation command, picked by the command (the default); "
+                        "--no-branched: one head, which the command's one-hot joins (docs/perception.md)")
     t.add_argument("--odometry", action="store_true",
                    help="the ego's heading since the episode began, dead-reckoned from its speed and steering, as "
                         "an input: which roundabout exit is commanded depends on how far round the car has come")
+    g = t.add_argument_group("DAgger (the modular agent's own rollouts, lane-labelled by the map; docs/perception.md)")
+    g.add_argument("--dagger-rounds", type=common.non_negative_int, default=0,
+                   help="rounds after the first model: roll the modular agent out with the last model, add the "
+                        "rollouts to the run's own copy of the data, train afresh on both")
+    g.add_argument("--dagger-episodes", type=common.positive(int), default=20,
+                   help="rollouts per scenario and round")
+    g.add_argument("--dagger-scenarios", default=None,
+                   help="where to roll out (default: the scenarios the model trains on)")
+    g.add_argument("--workers", type=common.positive(int), default=1, help="parallel processes for the rollouts")
 
 
 def _train_e2e_parser(sub) -> None:
@@ -198,6 +207,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
                           branched=args.branched, odometry=args.odometry, progress=not args.no_progress)
     if args.viewpoint_rotate is not None:  # None: the config's default (the CLI does not import torch to read it)
         cfg = dataclasses.replace(cfg, viewpoint_rotate=args.viewpoint_rotate)
+    if args.dagger_rounds:
+        return _lane_dagger(args, cfg)
     metrics = train_lanes(cfg)
     print(results_table(metrics))
     print(f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}; {metrics['parameters']} parameters; "
@@ -205,4 +216,21 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
           "the last column: at 10 m with the ego 1.5 m off its lane's centre, to either side")
     print(f"checkpoint: {metrics['checkpoint']}   metrics: {args.logdir / 'metrics.json'}   "
           f"TensorBoard: tensorboard --logdir {args.logdir / 'tb'}")
+    return 0
+
+
+def _lane_dagger(args: argparse.Namespace, train_cfg) -> int:
+    from steerbench.harness.lane_dagger import LaneDaggerConfig, run_lane_dagger
+    from steerbench.perception.lane_train import results_table
+
+    scenarios = tuple(s.name for s in parse_scenarios(args.dagger_scenarios)) if args.dagger_scenarios else ()
+    history = run_lane_dagger(LaneDaggerConfig(train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios,
+                                               episodes=args.dagger_episodes, workers=args.workers,
+                                               progress=not args.no_progress))
+    for h in history:
+        rollouts = ", ".join(f"{s} {n}" for s, n in h["rollout_frames"].items()) or "none"
+        print(f"round {h['round']}: {h['train_frames']} train frames (rollout frames: {rollouts}); "
+              f"checkpoint {h['checkpoint']}")
+    print(results_table({"splits": history[-1]["held_out"]}))
+    print(f"the model: {history[-1]['checkpoint']}   per round: {args.logdir / 'lane_dagger.json'}")
     return 0

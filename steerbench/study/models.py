@@ -58,6 +58,8 @@ class Budget:
     lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
     lane_viewpoint: float = 0.5  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
+    lane_dagger_rounds: int = 0  # DAgger rounds of the lane model on the agent's rollouts (harness/lane_dagger.py)
+    lane_dagger_episodes: int = 20  # its rollouts per scenario and round
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -263,21 +265,28 @@ class Models:
     def lanes(self, seed: int) -> Path:
         """The best checkpoint of the learned lane model trained with `seed`, trained now if missing
         (a LaneModelError of its training becomes a TrainingError)."""
+        from steerbench.harness.lane_dagger import LaneDaggerConfig, round_dir, run_lane_dagger
         from steerbench.perception.lane_model import LaneModelError
         from steerbench.perception.lane_train import train_lanes
         from steerbench.perception.learned import DetectorError
         from steerbench.perception.learned_train import prepare_data
 
+        b = self.budget
         cfg = self.lanes_config(seed)
+        rounds = (LaneDaggerConfig(train=cfg, rounds=b.lane_dagger_rounds, scenarios=b.scenarios,
+                                   episodes=b.lane_dagger_episodes, workers=b.workers, progress=b.progress,
+                                   backend=b.backend) if b.lane_dagger_rounds else None)
 
         def fit() -> None:
             try:
                 prepare_data(cfg, self._collect_one, self.env.policy_hz)  # as the detector tops its frames up
-                train_lanes(cfg)
+                train_lanes(cfg) if rounds is None else run_lane_dagger(rounds)
             except (LaneModelError, DetectorError) as exc:  # a DetectorError: the data's top-up
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 
-        return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit, cfg)
+        if rounds is None:
+            return self._ensure(f"train lanes seed {seed}", Path(cfg.logdir), fit, cfg)
+        return self._ensure(f"train lanes seed {seed} (DAgger)", round_dir(rounds, rounds.rounds), fit, rounds)
 
     def dagger(self, size: str, seed: int) -> Path:
         """The last round's best checkpoint of DA-RB (harness/dagger.py) on network `size`, trained

@@ -160,25 +160,37 @@ def test_a_branched_run_with_odometry_trains_and_its_checkpoint_needs_the_headin
     assert model.predict(frame, command=0, turned=0.3).valid.shape == (3,)
     with pytest.raises(ValueError, match="dead-reckoned heading"):
         model.predict(frame, command=0)
-    with pytest.raises(LaneModelError, match="another configuration"):  # the same logdir without them
-        train_lanes(tiny_config(data, tmp_path / "run", epochs=1))
+    with pytest.raises(LaneModelError, match=r"another configuration \(odometry: stored true, now default\); use"):
+        train_lanes(tiny_config(data, tmp_path / "run", epochs=1))  # the same logdir without it
 
 
 def test_a_run_from_before_the_command_input_resumes_as_stored(data, tmp_path, monkeypatch):  # noqa: F811
     """Its last.pt's network has no `commands` (none): the resume keeps it so; a stored count
     other than the scenarios' (and not 0) is refused."""
     monkeypatch.setattr(lane_train, "command_count", lambda scenarios: 0)
-    train_lanes(tiny_config(data, tmp_path / "old", epochs=1))
+    train_lanes(tiny_config(data, tmp_path / "old", epochs=1, branched=False))  # as runs were then
     monkeypatch.undo()
     last = tmp_path / "old" / "checkpoints" / "last.pt"
     blob = torch.load(last, weights_only=True)
     del blob["config"]["commands"]
     save_checkpoint(last, blob)
-    resumed = train_lanes(tiny_config(data, tmp_path / "old", epochs=2))
+    resumed = train_lanes(tiny_config(data, tmp_path / "old", epochs=2, branched=False))
     assert resumed["epochs_run"] == 2 and load_lane_model(resumed["checkpoint"]).net.config.commands == 0
     blob = torch.load(last, weights_only=True)
     assert blob["config"]["commands"] == 0
     blob["config"]["commands"] = 2  # merge has 1
     save_checkpoint(last, blob)
     with pytest.raises(LaneModelError, match="2 navigation commands"):
-        train_lanes(tiny_config(data, tmp_path / "old", epochs=3))
+        train_lanes(tiny_config(data, tmp_path / "old", epochs=3, branched=False))
+
+
+def test_train_lanes_and_the_studies_train_one_head_per_command_by_default(data, tmp_path):  # noqa: F811
+    from steerbench.cli import build_parser
+    from steerbench.study.models import Budget, Models
+
+    parse = build_parser().parse_args
+    assert parse(["train-lanes", "--data", str(data), "--logdir", "x"]).branched
+    assert not parse(["train-lanes", "--data", str(data), "--logdir", "x", "--no-branched"]).branched
+    assert Models(tmp_path, Budget((SCENARIO,))).lanes_config(0).branched
+    metrics = train_lanes(tiny_config(data, tmp_path / "run", epochs=1))
+    assert load_lane_model(metrics["checkpoint"]).net.config.branched

@@ -230,3 +230,16 @@ def test_the_lane_model_is_trained_once_per_seed_and_then_reused(tmp_path):
     with pytest.raises(TrainingError, match="lanes-s0 was trained under another budget .epochs 1 -> 2"):
         other.lanes(0)  # never silently reused
     assert best.stat().st_mtime_ns == stamp
+
+
+def test_a_lane_budget_with_dagger_rounds_uses_the_last_rounds_model(tmp_path):
+    from steerbench.sim.dataset import DatasetIndex
+    from steerbench.sim.episodes import DAGGER
+
+    budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, lane_frames=24, lane_epochs=1,
+                    lane_eval_frames=8, lane_dagger_rounds=1, lane_dagger_episodes=1, progress=False)
+    best = Models(tmp_path, budget).lanes(0)
+    assert best == tmp_path / "lanes-s0" / "dagger-1" / "checkpoints" / "best.pt" and best.exists()
+    rows = DatasetIndex(tmp_path / "lanes-s0" / "data").rows
+    assert [r["driver"] for r in rows if DAGGER.holds("train", r["index"])] == ["lanes-student-0"]
+    assert not any(DAGGER.holds("train", r["index"]) for r in DatasetIndex(tmp_path / "data").rows)
