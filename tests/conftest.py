@@ -25,3 +25,14 @@ def envs():
     yield get
     for env in cache.values():
         env.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Networks this small gain little from a second thread and lose much on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

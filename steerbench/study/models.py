@@ -280,7 +280,10 @@ class Models:
         def fit() -> None:
             try:
                 prepare_data(cfg, self._collect_one, self.env.policy_hz)  # as the detector tops its frames up
-                train_lanes(cfg) if rounds is None else run_lane_dagger(rounds)
+                if rounds is None:
+                    train_lanes(cfg)
+                else:
+                    run_lane_dagger(rounds)
             except (LaneModelError, DetectorError) as exc:  # a DetectorError: the data's top-up
                 raise TrainingError(f"lane model seed {seed}: {exc}") from None
 

@@ -1,13 +1,9 @@
 """Fixtures of the perception tests."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Networks this small gain little from a second thread and lose much on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
+    """Every perception test trains or runs a small network: one torch thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
