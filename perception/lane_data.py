@@ -28,6 +28,8 @@ from .learned import DetectorError
 from .odometry import turned
 from .types import FrameGeometry
 
+RolloutSteps = dict[tuple[str, int], list[int]]  # (scenario, episode index) -> steps, maybe repeated
+
 NO_LABELS = ("{root} was collected without lane labels (before steerbench collect wrote them); "
              "re-collect it with steerbench collect")
 
@@ -83,12 +85,13 @@ def scenarios_of(root: Path, split: str = "train") -> tuple[str, ...]:
 
 def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames: int | None, stride: int = 1,
                        strict: bool = True, composition: Composition | None = None,
-                       rollouts: bool = False) -> LaneFrameSet:
+                       rollouts: bool = False, rollout_steps: RolloutSteps | None = None) -> LaneFrameSet:
     """The frames of `split` in the module docstring's order: all (`frames` None) or a share of
     `frames` per scenario, exactly (`strict`) or at most; with a `composition` (and `frames`)
     the frames of that mix (perception.detector_data.composed_steps). With `rollouts`, the
     budget is of the collected episodes and every DAgger rollout (sim.episodes.DAGGER) in the
-    data comes on top, whole (steerbench.harness.lane_dagger)."""
+    data comes on top, whole, or with `rollout_steps` the steps it lists of the rollouts it
+    lists, in its order, a step listed twice taken twice (steerbench.harness.lane_dagger)."""
     root = Path(root)
     try:
         camera, dt = camera_of(root), 1.0 / policy_hz_of(root)
@@ -106,7 +109,8 @@ def select_lane_frames(root: Path, split: str, scenarios: Sequence[str], frames:
         on_policy = [rollouts and DAGGER.holds(split, r["index"]) for r in rows]
         planned = [(row, steps, True) for row, steps in
                    _budgeted([r for r, o in zip(rows, on_policy) if not o], share, stride, chosen, scenario)]
-        planned += [(row, None, False) for row, o in zip(rows, on_policy) if o]
+        planned += [(row, steps, False) for row, steps in
+                    _listed([r for r, o in zip(rows, on_policy) if o], scenario, rollout_steps)]
         taken = 0
         for row, steps, budgeted in planned:
             ep = _labelled_episode(root, row, grid)
@@ -148,6 +152,15 @@ def _budgeted(rows: list[dict], share: int | None, stride: int,
         plan.append((row, steps))
         taken += int(row["steps"]) if steps is None else len(steps)
     return plan
+
+
+def _listed(rows: list[dict], scenario: str,
+            steps: RolloutSteps | None) -> list[tuple[dict, np.ndarray | None]]:
+    """The rollouts of `rows` with their steps: all of them whole (`steps` None), else those listed."""
+    if steps is None:
+        return [(row, None) for row in rows]
+    return [(row, np.asarray(steps[(scenario, int(row["index"]))], np.int64)) for row in rows
+            if (scenario, int(row["index"])) in steps]
 
 
 def _labelled_episode(root: Path, row: dict, grid: list[np.ndarray]):

@@ -40,7 +40,7 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
-from .lane_data import LaneFrameSet, rows_of, scenarios_of, select_lane_frames
+from .lane_data import LaneFrameSet, RolloutSteps, rows_of, scenarios_of, select_lane_frames
 from .lane_displace import LANE_DISPLACEMENT, MAX_ROTATE_DEG, LaneDisplacer, displaced_quality
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
@@ -90,6 +90,7 @@ class LaneTrainConfig:
     branched: bool = True  # one head per navigation command (LaneNetConfig.branched; docs/perception.md says why)
     odometry: bool = False  # the dead-reckoned heading since the episode began as an input (LaneNetConfig.odometry)
     rollouts: bool = False  # the data's DAgger rollouts on top of `frames`, whole (steerbench.harness.lane_dagger)
+    rollout_steps: str = ""  # with `rollouts`: a JSON file of the rollout steps to take instead (`read_rollout_steps`)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -107,6 +108,16 @@ class LaneTrainConfig:
 LEGACY_ROTATE_DEG = 10.0  # the turn of runs recorded before `viewpoint_rotate` was a setting
 
 
+def read_rollout_steps(path: str) -> RolloutSteps:
+    """A rollout-steps file: {"episodes": [{"scenario", "index", "steps": [...]}, ...]}, as
+    steerbench.harness.lane_dagger writes it; LaneModelError when it cannot be read."""
+    try:
+        blob = json.loads(Path(path).read_text())
+        return {(str(e["scenario"]), int(e["index"])): [int(t) for t in e["steps"]] for e in blob["episodes"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LaneModelError(f"cannot read the rollout steps {path}: {exc}") from None
+
+
 def _comparable(cfg: LaneTrainConfig) -> str:
     """What must match to resume (not `epochs`, `patience`, `images`, `progress` or `device`)."""
     # runs from before these fields still resume
@@ -115,7 +126,7 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
-    unset += tuple(name for name in ("branched", "odometry", "rollouts") if not getattr(cfg, name))
+    unset += tuple(name for name in ("branched", "odometry", "rollouts", "rollout_steps") if not getattr(cfg, name))
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -131,7 +142,8 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     if not scenarios:
         raise LaneModelError(f"{cfg.data} holds no train episodes; collect them with steerbench collect")
     train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames,
-                               composition=cfg.composition, rollouts=cfg.rollouts)
+                               composition=cfg.composition, rollouts=cfg.rollouts,
+                               rollout_steps=read_rollout_steps(cfg.rollout_steps) if cfg.rollout_steps else None)
     held = {}
     for split in HELD_OUT:
         # early stopping needs train-dev (an error without it); dev is measured when it is there

@@ -67,6 +67,10 @@ def _train_lanes_parser(sub) -> None:
                    help="rollouts per scenario and round")
     g.add_argument("--dagger-scenarios", default=None,
                    help="where to roll out (default: the scenarios the model trains on)")
+    g.add_argument("--dagger-critical", type=_share, default=1.0, metavar="SHARE",
+                   help="keep of each rollout only this share of its steps, where the last model errs most (1: all)")
+    g.add_argument("--dagger-repeat", type=common.positive(int), default=1, metavar="K",
+                   help="take each kept rollout step K times")
     g.add_argument("--workers", type=common.positive(int), default=1, help="parallel processes for the rollouts")
 
 
@@ -226,7 +230,8 @@ def _lane_dagger(args: argparse.Namespace, train_cfg) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.dagger_scenarios)) if args.dagger_scenarios else ()
     history = run_lane_dagger(LaneDaggerConfig(train=train_cfg, rounds=args.dagger_rounds, scenarios=scenarios,
                                                episodes=args.dagger_episodes, workers=args.workers,
-                                               progress=not args.no_progress))
+                                               progress=not args.no_progress, critical=args.dagger_critical,
+                                               repeat=args.dagger_repeat))
     for h in history:
         rollouts = ", ".join(f"{s} {n}" for s, n in h["rollout_frames"].items()) or "none"
         print(f"round {h['round']}: {h['train_frames']} train frames (rollout frames: {rollouts}); "

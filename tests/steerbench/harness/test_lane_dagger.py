@@ -12,7 +12,13 @@ import pytest
 from steerbench.agents.registry import AgentSpec
 from steerbench.cli import main
 from steerbench.harness.collect import CollectConfig, collect
-from steerbench.harness.lane_dagger import LaneDaggerConfig, aggregate_dir, checkpoint
+from steerbench.harness.lane_dagger import (
+    LaneDaggerConfig,
+    aggregate_dir,
+    checkpoint,
+    critical_steps_file,
+    rollout_errors,
+)
 from steerbench.perception.lane_data import select_lane_frames
 from steerbench.perception.lane_model import LaneModelError, load_lane_model
 from steerbench.perception.lane_train import LaneTrainConfig
@@ -86,3 +92,22 @@ def test_rollouts_come_on_top_of_the_frame_budget_only_when_asked(data, run):
 def test_bad_round_counts_fail_in_one_line(data, tmp_path):
     with pytest.raises(LaneModelError, match="DAgger rounds"):
         LaneDaggerConfig(train=LaneTrainConfig(data=str(data), logdir=str(tmp_path)), rounds=0)
+    with pytest.raises(LaneModelError, match="critical share"):
+        LaneDaggerConfig(train=LaneTrainConfig(data=str(data), logdir=str(tmp_path)), rounds=1, critical=0.0)
+
+
+def test_critical_states_keep_each_rollouts_worst_steps_repeated(data, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["train-lanes", "--data", str(data), "--logdir", str(tmp_path / "run"), *TINY, "--no-progress",
+                     "--dagger-rounds", "1", "--dagger-episodes", "1", "--dagger-critical", "0.25",
+                     "--dagger-repeat", "3"]) == 0
+    cfg = LaneDaggerConfig(train=LaneTrainConfig(data=str(data), logdir=str(tmp_path / "run")), rounds=1)
+    (entry,) = json.loads(critical_steps_file(cfg, 1).read_text())["episodes"]
+    (row,) = [r for r in DatasetIndex(aggregate_dir(cfg)).rows if DAGGER.holds("train", r["index"])]
+    errors = rollout_errors(checkpoint(cfg, 0), aggregate_dir(cfg), [row])[0]
+    kept = sorted(set(entry["steps"]))
+    assert len(kept) == -(-len(errors) // 4) and entry["steps"] == [t for t in kept for _ in range(3)]
+    assert errors[kept].min() >= np.delete(errors, kept).max()  # the worst steps, by round 0's model
+    history = json.loads((tmp_path / "run" / "lane_dagger.json").read_text())
+    assert history[1]["train_frames"] == 24 + 3 * len(kept)
