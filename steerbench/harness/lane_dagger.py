@@ -42,8 +42,11 @@ from steerbench.harness.backends import Backend
 from steerbench.harness.collect import CollectConfig, collect, dataset_settings
 from steerbench.harness.dagger import LABELLER, critical_steps, fork_dataset
 from steerbench.perception.classical import to_gray
-from steerbench.perception.lane_model import LaneModelError
+from steerbench.perception.detector_data import camera_of, geometry_for, policy_hz_of
+from steerbench.perception.lane_eval import sample_index
+from steerbench.perception.lane_model import EGO, LaneModelError, load_lane_model
 from steerbench.perception.lane_train import LaneTrainConfig, train_lanes
+from steerbench.perception.odometry import turned
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.episodes import DAGGER, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
 from steerbench.sim.storage import atomic_write_json
@@ -147,6 +150,10 @@ def _write_critical(cfg: LaneDaggerConfig, r: int) -> None:
     steps as scored by round r-1's model, each step `repeat` times."""
     path = critical_steps_file(cfg, r)
     if path.exists():
+        chosen = json.loads(path.read_text())
+        if (chosen.get("critical"), chosen.get("repeat")) != (cfg.critical, cfg.repeat):
+            raise LaneModelError(f"{path} chose the critical states with critical {chosen.get('critical')} and "
+                                 f"repeat {chosen.get('repeat')}; use another --logdir")
         return
     entries = json.loads(critical_steps_file(cfg, r - 1).read_text())["episodes"] if r > 1 else []
     root = aggregate_dir(cfg)
@@ -164,11 +171,6 @@ def rollout_errors(model_path: Path, root: Path, rows: list[dict]) -> list[np.nd
     """Per rollout, the lane model's error at each step: the distance [m] of its ego lane 10 m
     ahead from the label's (0 where the label has no such sample; MISSED_M where the model
     gives none)."""
-    from steerbench.perception.detector_data import camera_of, geometry_for, policy_hz_of
-    from steerbench.perception.lane_eval import sample_index
-    from steerbench.perception.lane_model import EGO, load_lane_model
-    from steerbench.perception.odometry import turned
-
     out = []
     for row in rows:
         model = load_lane_model(model_path, geometry_for(camera_of(root), row["scenario"]))
