@@ -10,7 +10,10 @@ true command: the frames, the share whose ego lane is more than 2 m off the labe
 episodes, each step's lane-model output logged against the map's lane label. Prints the failures
 by category, the median error at 10 m of the measured and of the fused ego lane (what the planner
 gets), and at the roundabout how many failures came on the ring beyond the commanded exit (the
-car missed its exit and went on round).
+car missed its exit and went on round) and, per commanded exit and outcome, the share of the
+steps at the exit's fork (the last on the ring segment before it and the 4 after) whose ego lane
+was more than 2 m off at 10 m. `frames` also prints, per command, how many frames bending right
+(the label 2.5 m or more right at 10 m: into an exit or a turn) are more than 2 m off at 10 m.
 
 Usage:
   python bench/lane_junctions.py frames --data DATA --checkpoint LANES [--split train] [--scenario intersection]
@@ -39,6 +42,9 @@ from steerbench.sim.scenarios import episode_seed
 S = np.asarray(LANE_S, np.float64)
 K10, K20 = int(np.argmin(abs(S - 10.0))), int(np.argmin(abs(S - 20.0)))
 RING_AFTER_EXIT = {0: ("ex", "ee"), 1: ("nx", "ne"), 2: ("wx", "we")}  # highway-env's roundabout: exits 1, 2, 3
+RING_BEFORE_EXIT = {0: ("se", "ex"), 1: ("ee", "nx"), 2: ("ne", "wx")}  # the ring segment that ends at each exit's fork
+FORK_STEPS = 4  # steps after the last one on RING_BEFORE_EXIT that count as at the fork (with that one: 5)
+BENDING_M = 2.5  # a frame at a bend: the label's ego lane 10 m ahead lies this far right of the ego or more
 EGO = 1
 
 
@@ -48,6 +54,7 @@ def frames_report(data: str, checkpoint: str, split: str, scenario: str) -> None
     dt = 1.0 / policy_hz_of(data)
     rows = [r for r in DatasetIndex(data).rows if r["split"] == split and r["scenario"] == scenario]
     per: dict[int, list] = {}
+    bends: dict[int, list] = {}
     for row in rows:
         ep = load_episode(data, row)
         grey = np.stack([to_gray(f) for f in ep.frames])
@@ -60,11 +67,17 @@ def frames_report(data: str, checkpoint: str, split: str, scenario: str) -> None
                 continue
             spread = max((float(np.hypot(*(o - outs[own]))) for o in outs if np.isfinite(o).all()), default=0.0)
             per.setdefault(own, []).append((float(np.hypot(*(outs[own] - label))), spread))
+            near, guess = ep.lane_centres[t, EGO, K10], preds[own][t].centres[EGO, K10]
+            if np.isfinite(near).all() and near[1] >= BENDING_M:
+                bends.setdefault(own, []).append(float(np.hypot(*(guess - near))) if np.isfinite(guess).all() else 99.0)
     print(f"{scenario} {split}: ego lane at 20 m, per true command")
     for c, v in sorted(per.items()):
         err, spread = np.array(v).T
         print(f"  command {c}: {len(v)} frames; more than 2 m off {np.mean(err > 2):.0%}; "
               f"p90 {np.percentile(err, 90):.2f} m; commands' outputs apart (median) {np.median(spread):.2f} m")
+    for c, v in sorted(bends.items()):
+        print(f"  command {c}, frames bending right ({BENDING_M} m or more at 10 m): {len(v)}; more than 2 m off at "
+              f"10 m {np.mean(np.array(v) > 2):.0%}")
 
 
 class _Logged:
@@ -93,6 +106,7 @@ def episodes_report(detector: str, checkpoint: str, scenario: str, split: str, f
     cam = env.camera_config
     model = load_lane_model(checkpoint, FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering))
     failures, past_exit, errors = Counter(), 0, {"measured": [], "fused": []}
+    forks: dict[tuple[int, bool], list[float]] = {}  # (command, failed) -> share of fork steps > 2 m off
     try:
         for i in range(first, first + episodes):
             logged = _Logged(env, model)
@@ -111,12 +125,32 @@ def episodes_report(detector: str, checkpoint: str, scenario: str, split: str, f
             command = logged.log[0]["command"] if logged.log else None
             if m["failure"] != "none" and scenario == "roundabout" and command in RING_AFTER_EXIT:
                 past_exit += RING_AFTER_EXIT[command] in {s["edge"] for s in logged.log}
+            if scenario == "roundabout" and command in RING_BEFORE_EXIT:
+                forks.setdefault((command, m["failure"] != "none"), []).append(_at_fork(logged.log, command))
     finally:
         runner.close()
     print(f"{scenario} {split} {first}-{first + episodes - 1}: {dict(failures)}")
     print("  ego lane at 10 m, median error: " + ", ".join(f"{k} {np.median(v):.2f} m" for k, v in errors.items()))
     if scenario == "roundabout":
         print(f"  failures on the ring beyond the commanded exit: {past_exit} of {episodes - failures['none']}")
+        _fork_report(forks)
+
+
+def _at_fork(log: list[dict], command: int) -> float:
+    """The share of the steps at the commanded exit's fork whose measured ego lane is more than 2 m
+    off at 10 m (NaN when the episode ended before the fork)."""
+    on = [k for k, s in enumerate(log) if s["edge"] == RING_BEFORE_EXIT[command]]
+    window = [s["measured"] for s in log[on[-1]:on[-1] + FORK_STEPS + 1]] if on else []
+    window = [e for e in window if np.isfinite(e)]
+    return float(np.mean(np.array(window) > 2.0)) if window else float("nan")
+
+
+def _fork_report(forks: dict[tuple[int, bool], list[float]]) -> None:
+    for (command, failed), shares in sorted(forks.items()):
+        reached = [x for x in shares if np.isfinite(x)]
+        share = f"{np.mean(reached):.0%}" if reached else "-"
+        print(f"  exit {command + 1}, {'failed' if failed else 'succeeded'}: {len(shares)} episodes, "
+              f"{len(reached)} reached the fork; at it, steps with the ego lane more than 2 m off at 10 m: {share}")
 
 
 def main() -> None:
