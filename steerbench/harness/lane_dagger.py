@@ -171,9 +171,11 @@ def rollout_errors(model_path: Path, root: Path, rows: list[dict]) -> list[np.nd
     """Per rollout, the lane model's error at each step: the distance [m] of its ego lane 10 m
     ahead from the label's (0 where the label has no such sample; MISSED_M where the model
     gives none)."""
-    out = []
+    out, models = [], {}
     for row in rows:
-        model = load_lane_model(model_path, geometry_for(camera_of(root), row["scenario"]))
+        if row["scenario"] not in models:  # one load per scenario: its geometry, not the episode, picks it
+            models[row["scenario"]] = load_lane_model(model_path, geometry_for(camera_of(root), row["scenario"]))
+        model = models[row["scenario"]]
         ep = load_episode(root, row)
         grey = np.stack([to_gray(f) for f in ep.frames])
         heading = turned(ep.speed, ep.executed[:, -1], 1.0 / policy_hz_of(root)) if model.odometry else None
