@@ -80,6 +80,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """argparse type: a share in (0, 1]."""
+    value = positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
+    return value
+
+
 def frame_size(text: str) -> tuple[int, int]:
     """argparse type: `WIDTHxHEIGHT`, each at least 16 -> (width, height)."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)

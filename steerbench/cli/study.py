@@ -59,6 +59,13 @@ def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(s.name for s in parse_scenarios(args.scenarios))
 
 
+def _lane_dagger_scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    """--lane-dagger-scenarios's names (empty: the budget's scenarios)."""
+    if args.lane_dagger_scenarios is None:
+        return ()
+    return tuple(s.name for s in parse_scenarios(args.lane_dagger_scenarios))
+
+
 def _command_line() -> str:
     return shlex.join(["steerbench", *sys.argv[1:]])
 
@@ -92,6 +99,13 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
                    help="DAgger rounds of the lane model on the modular agent's rollouts (train-lanes --dagger-rounds)")
     g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=20,
                    help="its rollouts per scenario and round")
+    g.add_argument("--lane-dagger-scenarios", default=None,
+                   help="where it rolls out: comma-separated scenario names (default: the contest's scenarios)")
+    g.add_argument("--lane-dagger-critical", type=common.share, default=1.0, metavar="SHARE",
+                   help="share of each rollout's steps kept, where the lane model errs most "
+                        "(train-lanes --dagger-critical)")
+    g.add_argument("--lane-dagger-repeat", type=common.positive(int), default=1, metavar="K",
+                   help="times each kept step is taken (train-lanes --dagger-repeat)")
 
 
 def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 0):
@@ -101,7 +115,10 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
                   e2e_epochs=args.e2e_epochs, detector_frames=args.detector_frames,
                   detector_epochs=args.detector_epochs, lane_frames=args.lane_frames, lane_epochs=args.lane_epochs,
                   lane_viewpoint=args.lane_viewpoint, lane_dagger_rounds=args.lane_dagger_rounds,
-                  lane_dagger_episodes=args.lane_dagger_episodes, frames=frames, workers=args.workers,
+                  lane_dagger_episodes=args.lane_dagger_episodes,
+                  lane_dagger_scenarios=_lane_dagger_scenarios(args),
+                  lane_dagger_critical=args.lane_dagger_critical, lane_dagger_repeat=args.lane_dagger_repeat,
+                  frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 
 

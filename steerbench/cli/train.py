@@ -67,7 +67,7 @@ def _train_lanes_parser(sub) -> None:
                    help="rollouts per scenario and round")
     g.add_argument("--dagger-scenarios", default=None,
                    help="where to roll out (default: the scenarios the model trains on)")
-    g.add_argument("--dagger-critical", type=_share, default=1.0, metavar="SHARE",
+    g.add_argument("--dagger-critical", type=common.share, default=1.0, metavar="SHARE",
                    help="keep of each rollout only this share of its steps, where the last model errs most (1: all)")
     g.add_argument("--dagger-repeat", type=common.positive(int), default=1, metavar="K",
                    help="take each kept rollout step K times")
@@ -113,17 +113,9 @@ def _train_e2e_parser(sub) -> None:
     g.add_argument("--dagger-buffer", type=common.non_negative_int, default=None, metavar="FRAMES",
                    help="DA-RB: a replay buffer of at most FRAMES rollout frames, those where the student errs "
                         "most (default 0: no bound, plain DAgger); the base data always stays")
-    g.add_argument("--dagger-critical", type=_share, default=None, metavar="SHARE",
+    g.add_argument("--dagger-critical", type=common.share, default=None, metavar="SHARE",
                    help="DA-RB: keep this share of each rollout's states, where the student errs most "
                         "(default 1: all)")
-
-
-def _share(text: str) -> float:
-    """argparse type: a share in (0, 1]."""
-    value = common.positive(float)(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
-    return value
 
 
 def cmd_train_e2e(args: argparse.Namespace) -> int:

@@ -60,6 +60,9 @@ class Budget:
     lane_viewpoint: float = 0.5  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
     lane_dagger_rounds: int = 0  # DAgger rounds of the lane model on the agent's rollouts (harness/lane_dagger.py)
     lane_dagger_episodes: int = 20  # its rollouts per scenario and round
+    lane_dagger_scenarios: tuple[str, ...] = ()  # where it rolls out (empty: `scenarios`)
+    lane_dagger_critical: float = 1.0  # share of each rollout's steps kept, where the model errs most
+    lane_dagger_repeat: int = 1  # times each kept step is taken
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -273,9 +276,11 @@ class Models:
 
         b = self.budget
         cfg = self.lanes_config(seed)
-        rounds = (LaneDaggerConfig(train=cfg, rounds=b.lane_dagger_rounds, scenarios=b.scenarios,
+        rounds = (LaneDaggerConfig(train=cfg, rounds=b.lane_dagger_rounds,
+                                   scenarios=b.lane_dagger_scenarios or b.scenarios,
                                    episodes=b.lane_dagger_episodes, workers=b.workers, progress=b.progress,
-                                   backend=b.backend) if b.lane_dagger_rounds else None)
+                                   backend=b.backend, critical=b.lane_dagger_critical,
+                                   repeat=b.lane_dagger_repeat) if b.lane_dagger_rounds else None)
 
         def fit() -> None:
             try:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -237,9 +238,17 @@ def test_a_lane_budget_with_dagger_rounds_uses_the_last_rounds_model(tmp_path):
     from steerbench.sim.episodes import DAGGER
 
     budget = Budget(scenarios=("merge",), train_episodes=1, heldout_episodes=1, lane_frames=24, lane_epochs=1,
-                    lane_eval_frames=8, lane_dagger_rounds=1, lane_dagger_episodes=1, progress=False)
+                    lane_eval_frames=8, lane_dagger_rounds=1, lane_dagger_episodes=1, lane_dagger_critical=0.25,
+                    lane_dagger_repeat=3, progress=False)
     best = Models(tmp_path, budget).lanes(0)
     assert best == tmp_path / "lanes-s0" / "dagger-1" / "checkpoints" / "best.pt" and best.exists()
     rows = DatasetIndex(tmp_path / "lanes-s0" / "data").rows
-    assert [r["driver"] for r in rows if DAGGER.holds("train", r["index"])] == ["lanes-student-0"]
+    rollouts = [r for r in rows if DAGGER.holds("train", r["index"])]
+    assert [r["driver"] for r in rollouts] == ["lanes-student-0"]
     assert not any(DAGGER.holds("train", r["index"]) for r in DatasetIndex(tmp_path / "data").rows)
+    chosen = json.loads((tmp_path / "lanes-s0" / "critical" / "round-1.json").read_text())
+    steps = chosen["episodes"][0]["steps"]  # a quarter of the rollout's steps, each three times
+    assert (chosen["critical"], chosen["repeat"]) == (0.25, 3)
+    assert len(steps) == 3 * math.ceil(0.25 * rollouts[0]["steps"]) and len(set(steps)) == len(steps) // 3
+    with pytest.raises(TrainingError, match="another budget"):  # other critical states: another model
+        Models(tmp_path, dataclasses.replace(budget, lane_dagger_critical=0.5)).lanes(0)
