@@ -100,8 +100,7 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=20,
                    help="its rollouts per scenario and round")
     g.add_argument("--lane-dagger-scenarios", default=None,
-                   help="where it rolls out: comma-separated scenario names (default: the contest's junctions, "
-                        "train-lanes --dagger-scenarios)")
+                   help="where it rolls out: comma-separated scenario names (default: the contest's scenarios)")
     g.add_argument("--lane-dagger-critical", type=common.share, default=1.0, metavar="SHARE",
                    help="share of each rollout's steps kept, where the lane model errs most "
                         "(train-lanes --dagger-critical)")

@@ -66,8 +66,7 @@ def _train_lanes_parser(sub) -> None:
     g.add_argument("--dagger-episodes", type=common.positive(int), default=20,
                    help="rollouts per scenario and round")
     g.add_argument("--dagger-scenarios", default=None,
-                   help="where to roll out (default: those the model trains on whose routes take a navigation "
-                        "command, the junctions; all of them when none does)")
+                   help="where to roll out (default: the scenarios the model trains on)")
     g.add_argument("--dagger-critical", type=common.share, default=1.0, metavar="SHARE",
                    help="keep of each rollout only this share of its steps, where the last model errs most (1: all)")
     g.add_argument("--dagger-repeat", type=common.positive(int), default=1, metavar="K",

@@ -49,7 +49,6 @@ from steerbench.perception.lane_train import LaneTrainConfig, train_lanes
 from steerbench.perception.odometry import turned
 from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
 from steerbench.sim.episodes import DAGGER, DAGGER_ROUND_STRIDE, MAX_DAGGER_ROUNDS, dagger_start
-from steerbench.sim.scenarios import get_scenario
 from steerbench.sim.storage import atomic_write_json
 
 MISSED_M = 10.0  # the error of a step where the model gives no ego lane 10 m ahead: larger than any it makes
@@ -63,7 +62,7 @@ class LaneDaggerConfig:
 
     train: LaneTrainConfig  # round 0; later rounds change data, logdir and rollouts
     rounds: int
-    scenarios: tuple[str, ...] = ()  # where the agent is rolled out (empty: `rollout_scenarios`)
+    scenarios: tuple[str, ...] = ()  # where the agent is rolled out (empty: the scenarios it trains on)
     episodes: int = 20  # rollouts per scenario and round
     workers: int = 1
     progress: bool = True
@@ -111,7 +110,7 @@ def run_lane_dagger(cfg: LaneDaggerConfig) -> list[dict]:
         env, trained = dataset_settings(base)
     except DatasetError as exc:
         raise LaneModelError(str(exc)) from None
-    scenarios = rollout_scenarios(cfg, trained)
+    scenarios = cfg.scenarios or cfg.train.scenarios or trained
     history = []
     for r in range(cfg.rounds + 1):
         if r:
@@ -130,17 +129,6 @@ def run_lane_dagger(cfg: LaneDaggerConfig) -> list[dict]:
                         "rollout_frames": _rollout_frames(cfg, r) if r else {}, "held_out": metrics["splits"]})
         atomic_write_json(Path(cfg.train.logdir) / "lane_dagger.json", json.loads(json.dumps(history, default=list)))
     return history
-
-
-def rollout_scenarios(cfg: LaneDaggerConfig, trained: tuple[str, ...]) -> tuple[str, ...]:
-    """Where the rollouts run: `cfg.scenarios`, else those the model trains on (`trained`: the
-    dataset's, when the config names none) whose routes take a navigation command, else all of
-    them. Why the junctions: there the agent leaves the expert's states (a missed exit, a late
-    turn) and DAgger pays; on the single-command roads the lanes already hold (docs/perception.md)."""
-    if cfg.scenarios:
-        return cfg.scenarios
-    pool = cfg.train.scenarios or trained
-    return tuple(s for s in pool if len(get_scenario(s).commands) > 1) or pool
 
 
 def _rollout_frames(cfg: LaneDaggerConfig, r: int) -> dict[str, int]:

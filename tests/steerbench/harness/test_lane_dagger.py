@@ -18,7 +18,6 @@ from steerbench.harness.lane_dagger import (
     checkpoint,
     critical_steps_file,
     rollout_errors,
-    rollout_scenarios,
 )
 from steerbench.perception.lane_data import select_lane_frames
 from steerbench.perception.lane_model import LaneModelError, load_lane_model
@@ -112,15 +111,3 @@ def test_critical_states_keep_each_rollouts_worst_steps_repeated(data, tmp_path)
     assert errors[kept].min() >= np.delete(errors, kept).max()  # the worst steps, by round 0's model
     history = json.loads((tmp_path / "run" / "lane_dagger.json").read_text())
     assert history[1]["train_frames"] == 24 + 3 * len(kept)
-
-
-def test_the_rollouts_default_to_the_junctions_of_the_models_scenarios():
-    def where(scenarios=(), trained=("highway", "roundabout", "racetrack", "intersection")):
-        train = LaneTrainConfig(data="d", logdir="l", scenarios=scenarios)
-        return rollout_scenarios(LaneDaggerConfig(train=train, rounds=1), trained)
-
-    assert where() == ("roundabout", "intersection")  # the dataset's scenarios with a navigation command
-    assert where(("merge", "intersection")) == ("intersection",)
-    assert where(("highway", "merge")) == ("highway", "merge")  # no junction: everywhere
-    named = LaneDaggerConfig(train=LaneTrainConfig(data="d", logdir="l"), rounds=1, scenarios=("highway",))
-    assert rollout_scenarios(named, ("roundabout",)) == ("highway",)
