@@ -13,6 +13,9 @@ The filter, per lane slot (-1 left, 0 ego, +1 right):
   the ego having crossed into a neighbour: the carried slots shift and the lane id counts it;
 - blend: where both exist, fused = carried + gain x (measured - carried); else whichever exists;
   a lane unseen for longer than `hold_s` is dropped (the ego's own becomes a straight lane ahead);
+- markings (`refine`, off by default): before the blend, a measurement whose ego lane the frame's
+  own lane markings place more than 1 m elsewhere is moved there (perception/lane_refine.py: the
+  model's guess on a road layout it never saw can sit between two lanes);
 - oncoming: a neighbour lane in which a tracked vehicle drives against the lane's direction is
   not offered to the planner for `oncoming_hold_s` (the model is trained on same-direction
   neighbours only; this catches what it gets wrong).
@@ -25,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from steerbench.perception.classical import newest, to_gray
+from steerbench.perception.lane_refine import refine_lanes
 from steerbench.perception.tracker import EgoMotion, Track
 from steerbench.perception.types import FrameGeometry
 from steerbench.planning.planner import Lane, LaneView, frenet
@@ -44,6 +49,7 @@ class LearnedLaneOptions:
     match_m: float = 1.5  # [m] a tracked vehicle this close to a lane's centre line is in it
     oncoming_mps: float = 2.0  # [m/s] driving against a lane faster than this makes it oncoming
     oncoming_hold_s: float = 3.0  # [s] an oncoming lane stays withheld this long after the last sighting
+    refine: bool = False  # the marking check (perception/lane_refine.py) on each measurement
 
     def __post_init__(self) -> None:
         if not self.checkpoint:
@@ -80,12 +86,14 @@ class LearnedLaneSource:
         self.oncoming_s = {slot: 0.0 for slot in SLOTS}  # time left withheld
         self.lane_id = 0
         self.turned = 0.0  # [rad] dead-reckoned heading since the episode began (the model's odometry input)
-        self.counts = {"steps": 0, "measured": 0, "crossings": 0, "withheld": 0}
+        self.counts = {"steps": 0, "measured": 0, "crossings": 0, "withheld": 0, "refined": 0}
 
     def stats(self) -> dict[str, float]:
-        """Share of steps the model saw the ego's lane, lane crossings, steps an oncoming lane was withheld."""
+        """Share of steps the model saw the ego's lane, lane crossings, steps an oncoming lane was
+        withheld, steps the marking check moved the measurement."""
         steps = max(self.counts["steps"], 1)
         return {"perception/lanes_measured_share": self.counts["measured"] / steps,
+                "perception/lanes_refined_share": self.counts["refined"] / steps,
                 "perception/lane_crossings": float(self.counts["crossings"]),
                 "perception/oncoming_withheld_share": self.counts["withheld"] / steps}
 
@@ -110,8 +118,13 @@ class LearnedLaneSource:
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
         p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None,
                                turned=self.turned if self.model.odometry else None)
-        return {slot: p.centres[slot + 1] for slot in SLOTS
-                if p.valid[slot + 1] and np.isfinite(p.centres[slot + 1]).any()}
+        centres = p.centres
+        if self.o.refine and p.valid[1]:
+            centres, moved = refine_lanes(to_gray(newest(obs.frames)), centres, p.s, float(p.width[1]),
+                                          self.model.geometry)
+            self.counts["refined"] += int(moved)
+        return {slot: centres[slot + 1] for slot in SLOTS
+                if p.valid[slot + 1] and np.isfinite(centres[slot + 1]).any()}
 
     def _crossed(self, carried: dict[int, np.ndarray], measured: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
         """The carried slots shifted when the measured ego lane is the carried neighbour."""

@@ -90,3 +90,29 @@ def test_study_cost_projection_grows_with_n_and_seeds() -> None:
     # more evaluation episodes cost more, the training parts stay
     more = dataclasses.replace(base, episodes=20)
     assert total(more) > total(base) and hours(more) == pytest.approx(hours(base))
+
+
+def test_lane_refine_measures_a_checkpoint_on_a_datasets_held_out_frames(tmp_path, capsys) -> None:
+    import torch
+
+    from steerbench.agents.registry import AgentSpec
+    from steerbench.harness.collect import CollectConfig, collect
+    from steerbench.perception.lane_model import CHECKPOINT_FORMAT, LaneNet, LaneNetConfig
+    from steerbench.perception.training import save_checkpoint
+    from steerbench.planning.lane_labels import LANE_S
+    from steerbench.sim.runner import EnvSettings
+
+    root, checkpoint = tmp_path / "data", tmp_path / "best.pt"
+    collect(CollectConfig(teacher=AgentSpec("expert", "steerbench.agents.expert:ExpertAgent"), scenarios=("merge",),
+                          split="train-dev", episodes=1, out=root, env=EnvSettings(fast=True), progress=False))
+    torch.manual_seed(0)
+    net = LaneNet(LaneNetConfig(s=tuple(float(v) for v in LANE_S), channels=(4, 4, 4, 4), squeeze=4, hidden=8))
+    save_checkpoint(checkpoint, {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net.config.as_dict(),
+                                 "frame": {"height": 64, "width": 128, "scaling": 1.75}, "model": net.state_dict(),
+                                 "epoch": 1})
+    bench = load("lane_refine")
+    (row,) = bench.measure(root, str(checkpoint), "train-dev", 20)
+    assert row["scenario"] == "merge" and row["frames"] == 20 and 0.0 <= row["moved"] <= 1.0
+    assert len(row["before"]) == len(row["after"]) == 20 and row["ms"] > 0
+    bench.main(["--data", str(root), "--checkpoint", str(checkpoint), "--eval-frames", "20", "--splits", "train-dev"])
+    assert "| train-dev | merge | 20 |" in capsys.readouterr().out

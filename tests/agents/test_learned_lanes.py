@@ -133,6 +133,18 @@ def view_lane_is_straight(stage) -> bool:
     return lane.offset == 0 and np.allclose(lane.centre[:, 1], 0.0)
 
 
+@pytest.mark.parametrize("refine", [False, True])
+def test_the_marking_check_puts_a_drifting_lane_back_between_its_markings(checkpoint, refine):
+    frames = np.full((4, 64, 128), 100, np.uint8)
+    frames[:, (21, 28, 35, 42), :] = 240  # 4 m lanes, the ego's centred on it (tests/perception/test_lane_refine.py)
+    drift = {0: np.stack([S, 0.1 * np.clip(S, 0, None)], axis=1)}  # 1 m off at 10 m, half a lane at 20 m
+    stage = source(checkpoint, [drift], gain=1.0, refine=refine)
+    (lane,) = stage.view(Observation(frames, 25.0, 0), None, ()).lanes
+    y10 = np.interp(10.0, lane.centre[:, 0], lane.centre[:, 1])
+    assert abs(y10) < 0.3 if refine else y10 == pytest.approx(1.0, abs=0.05)
+    assert stage.stats()["perception/lanes_refined_share"] == float(refine)
+
+
 def _track(y: float, vx: float) -> Track:
     return Track(0, np.array([20.0, y]), np.array([vx, 0.0]), 5.0, 2.0, 0.0, 3, 0, True)
 
