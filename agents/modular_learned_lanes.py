@@ -116,11 +116,12 @@ class LearnedLaneSource:
         return LaneView(lanes, self.lane_id, None)
 
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
-        p = self.model.predict(obs.frames, command=obs.command if self.model.commands else None,
+        grey = to_gray(newest(obs.frames))  # once: the model and the marking check read the same frame
+        p = self.model.predict(grey, command=obs.command if self.model.commands else None,
                                turned=self.turned if self.model.odometry else None)
         centres = p.centres
         if self.o.refine and p.valid[1]:
-            centres, moved = refine_lanes(to_gray(newest(obs.frames)), centres, p.s, float(p.width[1]),
+            centres, moved = refine_lanes(grey, centres, p.s, float(p.width[1]),
                                           self.model.geometry)
             self.counts["refined"] += int(moved)
         return {slot: centres[slot + 1] for slot in SLOTS

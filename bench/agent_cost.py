@@ -12,14 +12,15 @@ divided by the mean env step. torch runs with one thread, as in eval workers.
 
 Agents: expert, lane_keeper, modular (classical detector, map lanes), modular with the learned
 detector when `--detector-checkpoint` is given (and with learned lanes too, pixels only, when
-`--lanes-checkpoint` is also given), and e2e M: `--checkpoint` or else a randomly
+`--lanes-checkpoint` is also given; with `--lanes-refine` also that agent with the marking check,
+`lanes.refine`), and e2e M: `--checkpoint` or else a randomly
 initialised PilotNet M saved in a temp dir in train-e2e's best.pt format (its cost does not
 depend on the weights).
 
 Targets (project issue): e2e M < 0.25 and the whole modular agent < 0.75 of an env step;
 expert and lane_keeper are reported without a target.
 Usage: python bench/agent_cost.py [--episodes 3] [--steps 200] [--checkpoint best.pt]
-       [--detector-checkpoint best.pt [--lanes-checkpoint best.pt]] [--fast-sim] [--quick]
+       [--detector-checkpoint best.pt [--lanes-checkpoint best.pt [--lanes-refine]]] [--fast-sim] [--quick]
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def random_checkpoint(path: Path, env: SteerEnv) -> Path:
     return path
 
 
-def agents(checkpoint: Path, detector: str | None, lanes: str | None = None) -> dict[str, AgentSpec]:
+def agents(checkpoint: Path, detector: str | None, lanes: str | None = None,
+           refine: bool = False) -> dict[str, AgentSpec]:
     specs = {
         "expert": AgentSpec("expert", resolve("expert")),
         "lane_keeper": AgentSpec("lane_keeper", resolve("lane_keeper")),
@@ -67,6 +69,10 @@ def agents(checkpoint: Path, detector: str | None, lanes: str | None = None) -> 
         specs["modular-learned-learned"] = AgentSpec(
             "modular-learned-learned", resolve("modular"),
             (("detector", "learned"), ("checkpoint", detector), ("lanes", "learned"), ("lanes.checkpoint", lanes)))
+        if refine:
+            specs["modular-learned-learned-refine"] = AgentSpec(
+                "modular-learned-learned-refine", resolve("modular"),
+                (*specs["modular-learned-learned"].options, ("lanes.refine", "true")))
     return specs
 
 
@@ -114,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--detector-checkpoint", default="", help="also the modular agent with this learned detector")
     p.add_argument("--lanes-checkpoint", default="",
                    help="with --detector-checkpoint, also the pixels-only agent with this learned lane model")
+    p.add_argument("--lanes-refine", action="store_true",
+                   help="with --lanes-checkpoint, also that agent with the marking check (lanes.refine)")
     p.add_argument("--fast-sim", action="store_true", help="the fast simulation core (a cheaper env step)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, not a measurement)")
     a = p.parse_args(argv)
@@ -125,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = Path(a.checkpoint) if a.checkpoint else random_checkpoint(Path(tmp) / "best.pt", env)
-            built = {name: spec() for name, spec in agents(ckpt, a.detector_checkpoint, a.lanes_checkpoint).items()}
+            built = {name: spec() for name, spec in agents(ckpt, a.detector_checkpoint, a.lanes_checkpoint,
+                                                                   a.lanes_refine).items()}
             env_t, act_t, stats = measure(env, built, a.scenario, a.split, a.episodes, a.steps)
     finally:
         env.close()

@@ -116,3 +116,13 @@ def test_lane_refine_measures_a_checkpoint_on_a_datasets_held_out_frames(tmp_pat
     assert len(row["before"]) == len(row["after"]) == 20 and row["ms"] > 0
     bench.main(["--data", str(root), "--checkpoint", str(checkpoint), "--eval-frames", "20", "--splits", "train-dev"])
     assert "| train-dev | merge | 20 |" in capsys.readouterr().out
+
+
+def test_agent_cost_adds_the_marking_check_agent_only_when_asked(tmp_path) -> None:
+    agents = load("agent_cost").agents
+    plain = agents(tmp_path / "e2e.pt", "det.pt", "lanes.pt")
+    checked = agents(tmp_path / "e2e.pt", "det.pt", "lanes.pt", refine=True)
+    assert "modular-learned-learned-refine" not in plain
+    options = dict(checked["modular-learned-learned-refine"].options)
+    assert options["lanes.refine"] == "true" and options["lanes.checkpoint"] == "lanes.pt"
+    assert dict(checked["modular-learned-learned"].options).get("lanes.refine") is None
