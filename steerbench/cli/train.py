@@ -46,7 +46,8 @@ def _train_lanes_parser(sub) -> None:
     t.add_argument("--batch", type=common.positive(int), default=32)
     t.add_argument("--lr", type=common.positive(float), default=2e-3)
     t.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights, shuffling and augmentation")
-    t.add_argument("--patience", type=common.positive(int), default=3, help="epochs without train-dev improvement")
+    t.add_argument("--patience", type=common.positive(int), default=None,
+                   help="epochs without train-dev improvement (default: LaneTrainConfig's, 10)")
     t.add_argument("--viewpoint", type=common.fraction, default=0.0,
                    help="share of train frames seen from a displaced ego (up to 1.5 m and --viewpoint-rotate) with "
                         "the lane labels moved with it: the model learns where the lane is when the ego is off its "
@@ -199,10 +200,10 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
     scenarios = tuple(s.name for s in parse_scenarios(args.scenarios)) if args.scenarios else ()
     cfg = LaneTrainConfig(data=str(args.data), logdir=str(args.logdir), scenarios=scenarios, frames=args.frames,
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          seed=args.seed, patience=args.patience, viewpoint=args.viewpoint,
+                          seed=args.seed, viewpoint=args.viewpoint,
                           branched=args.branched, odometry=args.odometry, progress=not args.no_progress)
-    if args.viewpoint_rotate is not None:  # None: the config's default (the CLI does not import torch to read it)
-        cfg = dataclasses.replace(cfg, viewpoint_rotate=args.viewpoint_rotate)
+    given = {k: getattr(args, k) for k in ("viewpoint_rotate", "patience") if getattr(args, k) is not None}
+    cfg = dataclasses.replace(cfg, **given)  # the rest: the config's defaults (the CLI does not import torch)
     if args.dagger_rounds:
         return _lane_dagger(args, cfg)
     metrics = train_lanes(cfg)

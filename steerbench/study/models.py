@@ -50,12 +50,12 @@ class Budget:
     train_episodes: int = 20  # expert episodes per scenario
     heldout_episodes: int = 4  # train-dev and dev episodes per scenario
     noise: float = 0.1  # DART: sd of the steering noise executed in half of the train episodes
-    e2e_epochs: int = 8  # most epochs per network (early stopping on train-dev, patience 3)
+    e2e_epochs: int = 8  # most epochs per network (early stopping on train-dev, patience 10)
     detector_frames: int = 3000  # train frames of the learned detector (equal shares per scenario)
     detector_epochs: int = 8  # most epochs of the learned detector
     detector_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
     lane_frames: int = 3000  # train frames of the learned lane model (equal shares per scenario)
-    lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 3)
+    lane_epochs: int = 10  # most epochs of the lane model (early stopping on train-dev, patience 10)
     lane_eval_frames: int = 300  # held-out frames per split (train-dev, dev) to pick its best epoch
     lane_viewpoint: float = 0.5  # share of its frames seen from a displaced ego (train-lanes --viewpoint)
     lane_dagger_rounds: int = 0  # DAgger rounds of the lane model on the agent's rollouts (harness/lane_dagger.py)

@@ -327,3 +327,14 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_traceback():
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 128 + signal.SIGPIPE
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_train_lanes_patience_defaults_to_the_configs_and_can_be_given(monkeypatch, tmp_path):
+    from steerbench.perception.lane_train import LaneTrainConfig
+
+    seen = _capture(monkeypatch, "steerbench.perception.lane_train.train_lanes")
+    for extra, expected in (([], LaneTrainConfig.patience), (["--patience", "4"], 4)):
+        with pytest.raises(_Captured):
+            main(["train-lanes", "--data", str(tmp_path), "--logdir", str(tmp_path / "run"), *extra])
+        assert seen.pop().patience == expected
+    assert LaneTrainConfig.patience >= 10  # at 3 a seed of the README's recipe stopped at epoch 16 of 30
