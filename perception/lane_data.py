@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from steerbench.sim.composition import Composition, CompositionError
-from steerbench.sim.dataset import DatasetError, DatasetIndex, load_episode
+from steerbench.sim.dataset import LANE_LABELS_VERSION, DatasetError, DatasetIndex, load_episode
 from steerbench.sim.episodes import DAGGER
 from steerbench.sim.scenarios import SUITE
 
@@ -32,6 +32,9 @@ RolloutSteps = dict[tuple[str, int], list[int]]  # (scenario, episode index) -> 
 
 NO_LABELS = ("{root} was collected without lane labels (before steerbench collect wrote them); "
              "re-collect it with steerbench collect")
+OLD_LABELS = ("{root}: episode {path} has lane labels of version {version} (version {current} bridges the "
+              "roundabout's joins, sim.dataset.LANE_LABELS_VERSION); re-collect it with steerbench collect "
+              "into another --out")
 
 
 @dataclass(frozen=True)
@@ -164,14 +167,18 @@ def _listed(rows: list[dict], scenario: str,
 
 
 def _labelled_episode(root: Path, row: dict, grid: list[np.ndarray]):
-    """The episode of `row`; LaneModelError when it cannot be read, has no lane labels, or
-    samples its lanes at other arc lengths than the first one (`grid` holds that one)."""
+    """The episode of `row`; LaneModelError when it cannot be read, has no lane labels or older
+    ones, or samples its lanes at other arc lengths than the first one (`grid` holds that one)."""
     try:
         ep = load_episode(root, row)
     except DatasetError as exc:
         raise LaneModelError(str(exc)) from None
     if ep.lane_centres is None:
         raise LaneModelError(NO_LABELS.format(root=root))
+    version = row.get("lane_labels", 1)
+    if version != LANE_LABELS_VERSION:
+        raise LaneModelError(OLD_LABELS.format(root=root, path=row["path"], version=version,
+                                               current=LANE_LABELS_VERSION))
     if not grid:
         grid.append(ep.lane_s)
     elif not np.array_equal(grid[0], ep.lane_s):

@@ -16,10 +16,12 @@ Samples are at the arc lengths `LANE_S` along the ego's lane, measured from abre
 NaN where the lane or its continuation does not exist.
 
 Where segments join, a lane goes on from the point of the next segment abreast of the previous
-one's end (its own extension where that point lies before its start: highway-env's roundabout
-joins its entries and exits to the ring up to 5 m apart, its racetrack overlaps segments by up
-to 2.6 m). A lane has no continuation when next_lane's answer turns back (more than 90 degrees:
-the end of an exit road, whose closest next road is the oncoming one) or is claimed, with a
+one's end (its own extension where that point lies before its start: the racetrack overlaps
+segments by up to 2.6 m); where the next segment starts away from the end (the roundabout's
+entries and exits, 5.6 m from the ring lane's end), it goes on past the end to where it crosses
+the next lane's backward extension (`bridge_crossing`, as the map lanes do), not across the gap.
+A lane has no continuation when next_lane's answer turns back (more than 90 degrees: the end of
+an exit road, whose closest next road is the oncoming one) or is claimed, with a
 closer join, by another lane of the same edge: two lanes cannot flow into one, and the one with
 the looser join ends there (the merge's acceleration lane at its barrier, where next_lane falls
 back on the main road's right lane; the ring's inner lane at an exit).
@@ -32,7 +34,7 @@ from typing import Sequence
 import numpy as np
 from highway_env.road.lane import CircularLane
 
-from steerbench.planning.lanes import LaneTracker, wrap_to_pi
+from steerbench.planning.lanes import LaneTracker, bridge_crossing, wrap_to_pi
 from steerbench.sim.types import LaneIndex, RoadPrior
 
 # [m] arc lengths along the ego's lane, from abreast of the ego. The view ahead is what the
@@ -50,7 +52,9 @@ LEFT, EGO, RIGHT = 0, 1, 2  # rows of the label arrays
 LANE_QUANTUM_M = 2.0**-10
 MAX_TURN = np.pi / 2  # [rad] a continuation that turns more than this at the join turns back
 
-Continuation = tuple[LaneIndex, float]  # the next lane, and where on it the previous one ended
+# the next lane, where on it the previous one joins it, and where on the previous one (its length,
+# or past it where the join is bridged) it leaves
+Continuation = tuple[LaneIndex, float, float]
 
 
 def arc_length(lane, position: np.ndarray) -> float:
@@ -134,11 +138,11 @@ class LaneLabeller:
         through continuations, until the lane ends."""
         lane, origin = net.get_lane(index), 0.0  # origin: the arc length u at which `index`'s s is 0
         for i, u in items:
-            while u - origin > lane.length:
+            while u - origin > (leave := self._leave(net, index)):
                 nxt = self._continuation(net, index)
                 if nxt is None:
                     return
-                origin += lane.length - nxt[1]  # go on from abreast of this lane's end
+                origin += leave - nxt[1]  # go on from the join
                 index, lane = nxt[0], net.get_lane(nxt[0])
             yield i, index, lane.position(u - origin, 0.0)
 
@@ -151,9 +155,8 @@ class LaneLabeller:
                 prev = self._predecessor(net, index)
                 if prev is None:
                     return
-                p_lane = net.get_lane(prev[0])
-                origin += prev[1] - p_lane.length  # `index`'s entry point is the predecessor's end
-                index, lane, lower = prev[0], p_lane, self._entry(net, prev[0])
+                origin += prev[1] - prev[2]  # `index`'s entry point is where the predecessor leaves
+                index, lane, lower = prev[0], net.get_lane(prev[0]), self._entry(net, prev[0])
             yield i, index, lane.position(u - origin, 0.0)
 
     def _neighbour(self, net, side: int, ego_pts: np.ndarray, segments: list, out: np.ndarray) -> None:
@@ -182,8 +185,9 @@ class LaneLabeller:
                 return  # none abreast of the ego: no neighbour on this side
 
     def _continuation(self, net, index: LaneIndex) -> Continuation | None:
-        """The lane `index` flows into (along the route) and the arc length on it abreast of
-        `index`'s end; None where the lane ends (see the module docstring)."""
+        """The lane `index` flows into (along the route) and where the two join: abreast of
+        `index`'s end, or where a gap is bridged (`bridge_crossing`); None where the lane ends
+        (see the module docstring)."""
         key = index  # the route is the episode's: fixed
         if key not in self._next:
             self._next[key] = None
@@ -191,7 +195,9 @@ class LaneLabeller:
             if nxt is not None:
                 siblings = [j for j in net.all_side_lanes(index) if j != index]
                 if not any(self._next_lane(net, j)[0] == nxt and self._next_lane(net, j)[1] < gap for j in siblings):
-                    self._next[key] = (nxt, s_entry)
+                    cross = bridge_crossing(net.get_lane(index), net.get_lane(nxt))
+                    leave, entry = cross if cross is not None else (net.get_lane(index).length, s_entry)
+                    self._next[key] = (nxt, entry, leave)
         return self._next[key]
 
     def _next_lane(self, net, index: LaneIndex) -> tuple[LaneIndex | None, float, float]:
@@ -230,11 +236,16 @@ class LaneLabeller:
                         cand = (a, index[0], j)
                         cont, gap = self._continuation(net, cand), self._next_lane(net, cand)[1]
                         if cont is not None and cont[0] == index and gap < best_gap:
-                            best, best_gap = (cand, cont[1]), gap
+                            best, best_gap = (cand, cont[1], cont[2]), gap
                 if best is not None:
                     self._prev[index] = best
                     break
         return self._prev[index]
+
+    def _leave(self, net, index: LaneIndex) -> float:
+        """Where on `index` the labels go on to its continuation (its length where it has none)."""
+        nxt = self._continuation(net, index)
+        return nxt[2] if nxt is not None else net.get_lane(index).length
 
     def _entry(self, net, index: LaneIndex) -> float:
         """Where on `index` its predecessor ended (0 when it has none)."""

@@ -95,7 +95,7 @@ def centre_line(network, lane_index: LaneIndex, route: Sequence[LaneIndex], ego:
 
     With `bridge`, where the next lane starts away from a lane's end, the line goes on along the
     lane past its end to where it crosses the next lane's backward extension, and along that
-    extension from there (`_crossing`). Without it, a straight chord spans the gap."""
+    extension from there (`bridge_crossing`). Without it, a straight chord spans the gap."""
     lane = network.get_lane(lane_index)
     s = lane.local_coordinates(ego.position)[0] - behind_m
     remaining = behind_m + ahead_m
@@ -104,7 +104,7 @@ def centre_line(network, lane_index: LaneIndex, route: Sequence[LaneIndex], ego:
     first = 0.0  # the least arc length sampled on this lane: below 0 only when bridged into
     for _ in range(6):
         nxt = network.next_lane(tracker.lane, route=tracker.remaining_route(), position=lane.position(lane.length, 0.0))
-        cross = _crossing(lane, network.get_lane(nxt)) if bridge and nxt != tracker.lane else None
+        cross = bridge_crossing(lane, network.get_lane(nxt)) if bridge and nxt != tracker.lane else None
         stop = min(lane.length if cross is None else cross[0], s + remaining)
         pts += [lane.position(si, 0.0) for si in np.arange(max(s, first), stop, step_m)]
         remaining -= stop - s
@@ -122,7 +122,8 @@ def centre_line(network, lane_index: LaneIndex, route: Sequence[LaneIndex], ego:
     return ego.to_local(np.array(pts))
 
 
-def _crossing(lane, nxt, gap_m: float = 1.0, reach_m: float = 20.0, step_m: float = 0.5) -> tuple[float, float] | None:
+def bridge_crossing(lane, nxt, gap_m: float = 1.0, reach_m: float = 20.0,
+                    step_m: float = 0.5) -> tuple[float, float] | None:
     """Where `lane` continued past its end crosses `nxt` extended back before its start, as arc
     lengths (on `lane`, on `nxt`); None when the two meet (within `gap_m`) or do not cross within
     `reach_m`. highway-env's roundabout starts each exit 5.6 m from the end of the ring lane it

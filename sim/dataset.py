@@ -31,6 +31,10 @@ from .types import EpisodeInfo, Observation
 
 FORMAT_VERSION = 1  # lane labels (LANE_ARRAYS) were added without a bump: a chunk may lack them
 LANE_ARRAYS = ("lane_s", "lane_centres", "lane_valid", "lane_width")  # optional, docs/dataset.md
+# What planning/lane_labels.py's labels mean, in each index row's `lane_labels` (a row without one: 1).
+# 1: a lane jumped across the gap where highway-env joins two segments apart (the roundabout's
+# entries and exits); 2: it follows the lane on to where it crosses the next (as the map lanes do).
+LANE_LABELS_VERSION = 2
 
 
 class DatasetError(SteerbenchError, ValueError):

@@ -14,7 +14,15 @@ from steerbench.agents.registry import AgentSpec, check_agent, check_camera
 from steerbench.harness.backends import Backend
 from steerbench.harness.parallel import run_tasks
 from steerbench.planning.lane_labels import LaneLabeller
-from steerbench.sim.dataset import FORMAT_VERSION, DatasetError, DatasetIndex, chunk_path, record_episode, write_chunk
+from steerbench.sim.dataset import (
+    FORMAT_VERSION,
+    LANE_LABELS_VERSION,
+    DatasetError,
+    DatasetIndex,
+    chunk_path,
+    record_episode,
+    write_chunk,
+)
 from steerbench.sim.runner import EnvSettings, EpisodeRunner, episode_info
 from steerbench.sim.scenarios import episode_seed
 from steerbench.sim.storage import atomic_write_json, check_stored, settings_from_json, settings_json
@@ -84,7 +92,7 @@ def _collect(runner: EpisodeRunner, task: CollectTask) -> dict:
         "path": str(path.relative_to(task.root)), "sha256": digest, "scenario": task.scenario,
         "split": task.split, "index": task.index, "seed": task.seed, "steps": int(len(arrays["speed"])),
         "boxes": int(len(arrays["box_step"])), "noise_std": task.noise_std,
-        "driver": task.driver.label if task.driver is not None else task.agent,
+        "driver": task.driver.label if task.driver is not None else task.agent, "lane_labels": LANE_LABELS_VERSION,
     }
 
 

@@ -29,7 +29,7 @@ from steerbench.perception.lane_model import (
 )
 from steerbench.perception.lane_train import LaneTrainConfig, train_lanes
 from steerbench.perception.training import save_checkpoint
-from steerbench.sim.dataset import LANE_ARRAYS, DatasetIndex, chunk_path, write_chunk
+from steerbench.sim.dataset import LANE_ARRAYS, LANE_LABELS_VERSION, DatasetIndex, chunk_path, write_chunk
 from steerbench.sim.runner import EnvSettings
 
 SCENARIO = "merge"  # the shortest full episodes (150 steps)
@@ -250,6 +250,22 @@ def test_a_dataset_without_lane_labels_is_a_one_line_error(data, tmp_path, capsy
     assert main(["train-lanes", "--data", str(old), "--logdir", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "without lane labels" in err and "re-collect" in err, err
+
+
+def test_episodes_with_older_lane_labels_are_a_one_line_error(data, tmp_path, capsys):
+    old = tmp_path / "old"
+    index = DatasetIndex(old.mkdir() or old)
+    (old / "manifest.json").write_bytes((data / "manifest.json").read_bytes())
+    for row in DatasetIndex(data).rows:  # as collected before the labels bridged the joins: no version
+        target = chunk_path(old, row["scenario"], row["split"], row["index"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((data / row["path"]).read_bytes())
+        index.append({k: v for k, v in row.items() if k != "lane_labels"})
+    assert all(r["lane_labels"] == LANE_LABELS_VERSION for r in DatasetIndex(data).rows)
+    capsys.readouterr()
+    assert main(["train-lanes", "--data", str(old), "--logdir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lane labels of version 1" in err and "re-collect" in err, err
 
 
 def test_a_scenario_without_episodes_is_a_one_line_error(data, tmp_path, capsys):

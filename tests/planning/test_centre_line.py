@@ -6,7 +6,7 @@ from highway_env.road.lane import StraightLane
 from highway_env.road.road import RoadNetwork
 
 from steerbench.agents.modular_lanes import MapLanes
-from steerbench.planning.lanes import _crossing, centre_line
+from steerbench.planning.lanes import bridge_crossing, centre_line
 from steerbench.sim.types import Observation, RoadPrior, VehicleState
 
 EGO = VehicleState(x=30.0, y=0.0, heading=0.0, speed=9.0, length=5.0, width=2.0)
@@ -110,4 +110,4 @@ def test_only_the_roundabout_has_gaps_that_a_bridge_changes(scenario, envs):
         for b, lanes in ends.items():
             for lane in lanes:
                 for nxt in (n for ls in net.graph.get(b, {}).values() for n in ls):
-                    assert _crossing(lane, nxt) is None
+                    assert bridge_crossing(lane, nxt) is None

@@ -283,3 +283,28 @@ def test_past_half_a_turn_the_ego_is_still_abreast_of_its_lane(envs):
     assert np.isfinite(c).all() and c[K0] == pytest.approx([0.0, 0.0], abs=0.01)
     for point in _world(ego, c):  # every sample on a lane's centre line
         assert net.get_lane(net.get_closest_lane_index(point)).distance(point) < 0.1
+
+
+def test_the_roundabouts_labels_bridge_its_gaps_as_the_map_lanes_do(routes):
+    """highway-env joins the roundabout's entries and exits to the ring up to 5.6 m apart: the
+    labels follow a lane past its end to where it crosses the next one (as `centre_line(...,
+    bridge=True)`, what the modular agent drives on map lanes), not a jump across the gap."""
+    from steerbench.planning.lanes import centre_line
+
+    bridged = 0
+    for command in range(3):
+        for step in routes["roundabout", command]:
+            c = step.labels["lane_centres"][EGO].astype(np.float64)
+            c = c[np.isfinite(c[:, 0]) & (LANE_S >= 0)]  # ahead: centre_line stops at the lane's start behind
+            gaps = np.linalg.norm(np.diff(c, axis=0), axis=1)
+            assert gaps.max() < 3.0  # 2.5 m apart along the lane (a sine lane's s is not its arc): no jump
+            road = step.road
+            line = centre_line(road.network, step.lane, road.route, road.ego, behind_m=6.0, ahead_m=62.0,
+                               step_m=0.25, bridge=True)
+            span = c[:, 0] >= line[0, 0]  # the line starts at its lane's start; the labels reach behind it
+            off = np.min(np.linalg.norm(c[span, None, :] - line[None, :, :], axis=2), axis=1)
+            assert off.max() < 0.2
+            chord = centre_line(road.network, step.lane, road.route, road.ego, behind_m=6.0, ahead_m=62.0,
+                                step_m=0.25)
+            bridged += np.min(np.linalg.norm(c[:, None, :] - chord[None, :, :], axis=2), axis=1).max() > 1.0
+    assert bridged > 20  # steps whose labels reach across a join, where a chord would lie a metre off
