@@ -75,8 +75,15 @@ def _study_parents(logdir: str, **episodes) -> list[argparse.ArgumentParser]:
             common.logdir_flag(Path(logdir)), common.progress_flag()]
 
 
+# the lane model's budget: compare's is the README's measured one; scale's the least per point (it
+# grows with N). DAgger rounds stay opt-in: on the test split they did not hold (README, issue 15)
+LANE_SMALL = {"frames": 3000, "epochs": 10, "dagger_rounds": 0, "dagger_episodes": 20, "dagger_critical": 1.0,
+              "dagger_repeat": 1}
+LANE_RECIPE = {**LANE_SMALL, "frames": 20000, "epochs": 30}
+
+
 def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episodes: int = 20, e2e_epochs: int = 8,
-                 detector_epochs: int = 8) -> None:
+                 detector_epochs: int = 8, lanes: dict = LANE_SMALL) -> None:
     p.add_argument("--train-seeds", type=_seeds, default=seeds, help="training seeds of each learned contestant")
     p.add_argument("--models", type=Path, default=None,
                    help="models directory to reuse and extend (default LOGDIR/models)")
@@ -90,21 +97,22 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--detector-frames", type=common.positive(int), default=3000, help="learned detector's train frames")
     g.add_argument("--detector-epochs", type=common.positive(int), default=detector_epochs,
                    help="learned detector's epochs (scale: the least)")
-    g.add_argument("--lane-frames", type=common.positive(int), default=3000, help="learned lane model's train frames")
-    g.add_argument("--lane-epochs", type=common.positive(int), default=10,
+    g.add_argument("--lane-frames", type=common.positive(int), default=lanes["frames"],
+                   help="learned lane model's train frames")
+    g.add_argument("--lane-epochs", type=common.positive(int), default=lanes["epochs"],
                    help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
     g.add_argument("--lane-viewpoint", type=common.fraction, default=0.5,
                    help="share of the lane model's frames seen from a displaced ego (train-lanes --viewpoint)")
-    g.add_argument("--lane-dagger-rounds", type=common.non_negative_int, default=0,
+    g.add_argument("--lane-dagger-rounds", type=common.non_negative_int, default=lanes["dagger_rounds"],
                    help="DAgger rounds of the lane model on the modular agent's rollouts (train-lanes --dagger-rounds)")
-    g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=20,
+    g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=lanes["dagger_episodes"],
                    help="its rollouts per scenario and round")
     g.add_argument("--lane-dagger-scenarios", default=None,
                    help="where it rolls out: comma-separated scenario names (default: the contest's scenarios)")
-    g.add_argument("--lane-dagger-critical", type=common.share, default=1.0, metavar="SHARE",
+    g.add_argument("--lane-dagger-critical", type=common.share, default=lanes["dagger_critical"], metavar="SHARE",
                    help="share of each rollout's steps kept, where the lane model errs most "
                         "(train-lanes --dagger-critical)")
-    g.add_argument("--lane-dagger-repeat", type=common.positive(int), default=1, metavar="K",
+    g.add_argument("--lane-dagger-repeat", type=common.positive(int), default=lanes["dagger_repeat"], metavar="K",
                    help="times each kept step is taken (train-lanes --dagger-repeat)")
 
 
@@ -139,7 +147,7 @@ def _compare_parser(sub) -> None:
     p.add_argument("--stress", default="", metavar="CONDITION,...",
                    help="also evaluate these stress conditions on the test split (dense, curves, dark, noisy; "
                         "docs/scenarios.md), each in LOGDIR/stress-<name>/")
-    _models_args(p, seeds=(0, 1, 2))
+    _models_args(p, seeds=(0, 1, 2), lanes=LANE_RECIPE)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -338,3 +338,16 @@ def test_train_lanes_patience_defaults_to_the_configs_and_can_be_given(monkeypat
             main(["train-lanes", "--data", str(tmp_path), "--logdir", str(tmp_path / "run"), *extra])
         assert seen.pop().patience == expected
     assert LaneTrainConfig.patience >= 10  # at 3 a seed of the README's recipe stopped at epoch 16 of 30
+
+
+def test_compare_trains_the_measured_lane_budget_and_scale_the_least(monkeypatch):
+    seen = _capture(monkeypatch, "steerbench.study.compare.run_compare")
+    with pytest.raises(_Captured):
+        main(["compare", "--contestants", "modular-learned-learned"])
+    b = seen.pop().budget
+    assert (b.lane_frames, b.lane_epochs, b.lane_dagger_rounds) == (20000, 30, 0)
+    seen = _capture(monkeypatch, "steerbench.study.scale.run_scale")
+    with pytest.raises(_Captured):
+        main(["scale"])
+    b = seen.pop().budget
+    assert (b.lane_epochs, b.lane_dagger_rounds) == (10, 0)
