@@ -32,6 +32,7 @@ from steerbench.perception.training import (
     resume,
     save_checkpoint,
     save_last,
+    stored_config,
 )
 from steerbench.sim.composition import Composition, CompositionError
 from steerbench.sim.episodes import DAGGER, by_split
@@ -178,7 +179,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
     torch.manual_seed(cfg.seed)
     net = PilotNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    state = resume(run, load_checkpoint, lambda blob: _same_run(blob["train_config"], cfg), TrainingError, net, opt)
+    state = resume(run, load_checkpoint, lambda blob: _same_run(blob["train_config"], cfg), TrainingError, net, opt,
+                   current=_comparable(cfg))
     if state is None:
         state = TrainState(best=float("inf"))
         if cfg.init:
@@ -306,4 +308,5 @@ def _same_run(stored: str, cfg: TrainConfig) -> bool:
     def norm(d: dict) -> dict:
         return {k: v for k, v in d.items() if k not in defaults or json.loads(json.dumps(defaults[k])) != v}
 
-    return norm(json.loads(stored)) == norm(json.loads(_comparable(cfg)))
+    old, new = stored_config(stored), stored_config(_comparable(cfg))
+    return old is not None and norm(old) == norm(new)

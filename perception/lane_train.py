@@ -52,6 +52,7 @@ from .training import (
     open_writer,
     resolve_device,
     resume,
+    same_config,
     save_checkpoint,
     save_last,
 )
@@ -205,7 +206,7 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     frame = base["frame"]
 
     def same_run(blob: dict) -> bool:  # the same settings, and the same episodes (a dataset may grow)
-        return (blob.get("train_config") == _comparable(cfg)
+        return (same_config(blob.get("train_config"), _comparable(cfg))
                 and json.dumps(blob.get("episodes"), default=list) == json.dumps(base["episodes"], default=list))
 
     state = resume(run, load_lane_checkpoint, same_run, LaneModelError, net, opt, current=_comparable(cfg))

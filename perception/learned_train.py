@@ -56,6 +56,7 @@ from .training import (
     open_writer,
     resolve_device,
     resume,
+    same_config,
     save_checkpoint,
     save_last,
 )
@@ -164,7 +165,7 @@ def train_detector(cfg: DetectorTrainConfig) -> dict:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     g = data.train.geometries[0]
     frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]), "scaling": g.scaling}
-    state = resume(run, load_detector_checkpoint, lambda blob: blob.get("train_config") == _comparable(cfg),
+    state = resume(run, load_detector_checkpoint, lambda blob: same_config(blob.get("train_config"), _comparable(cfg)),
                    DetectorError, net, opt, current=_comparable(cfg))
     if state is None:  # a new run; any AP (>= 0) beats the starting best
         state = TrainState(best=-1.0, best_epoch=0, extra={"train_s": 0.0})

@@ -35,24 +35,45 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+# The run directory is where a run is, not what it is: a run moved or copied elsewhere resumes
+# there. Runs recorded before this still hold it in `last.pt`, so it is dropped on both sides.
+NOT_COMPARED = ("logdir",)
+
+
 def comparable_config(cfg: Any, ignore: Iterable[str]) -> str:
     """A training configuration (a dataclass) as `last.pt` stores it to check a resume against:
-    every field but those in `ignore` (the ones a resumed run may change), as sorted JSON."""
+    every field but those in `ignore` (the ones a resumed run may change) and the run directory,
+    as sorted JSON."""
     d = dataclasses.asdict(cfg)
-    for k in ignore:
-        d.pop(k)
+    for k in (*ignore, *NOT_COMPARED):
+        d.pop(k, None)
     return json.dumps(d, sort_keys=True, default=list)
+
+
+def stored_config(stored: Any) -> dict | None:
+    """A `comparable_config` string read back, without the fields no longer compared (None when
+    it is missing or unreadable)."""
+    try:
+        d = json.loads(stored)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(d, dict):
+        return None
+    return {k: v for k, v in d.items() if k not in NOT_COMPARED}
+
+
+def same_config(stored: Any, current: str) -> bool:
+    """`last.pt`'s `train_config` and this run's `comparable_config` describe the same run."""
+    old = stored_config(stored)
+    return old is not None and old == stored_config(current)
 
 
 def config_difference(stored: Any, current: str | None) -> str:
     """The settings in which two `comparable_config` strings differ, as "a: stored x, now y; ..."
     ("" when either is missing or unreadable, or none differs). A setting left out of one of
     them (a run from before it existed, or one a trainer records only when on) shows as "default"."""
-    try:
-        old, new = json.loads(stored), json.loads(current)
-    except (TypeError, ValueError):
-        return ""
-    if not isinstance(old, dict) or not isinstance(new, dict):
+    old, new = stored_config(stored), stored_config(current)
+    if old is None or new is None:
         return ""
 
     def shown(d: dict, k: str) -> str:

@@ -36,10 +36,11 @@ def test_same_seed_same_model_and_resume_loses_nothing(data, tmp_path):
     again = train(cfg(data, tmp_path / "b", epochs=2))
     assert again["history"] == straight["history"]
     first = train(cfg(data, tmp_path / "c", epochs=1))  # as if killed after one epoch
-    resumed = train(cfg(data, tmp_path / "c", epochs=2))
+    (tmp_path / "c").rename(tmp_path / "moved")  # a run directory moved (or copied) elsewhere resumes there
+    resumed = train(cfg(data, tmp_path / "moved", epochs=2))
     assert len(first["history"]) == 1 and resumed["history"] == straight["history"]
     for k, v in weights(tmp_path / "a").items():
-        assert torch.equal(v, weights(tmp_path / "c")[k]), k
+        assert torch.equal(v, weights(tmp_path / "moved")[k]), k
 
 
 def test_checkpoints_load_with_weights_only_and_drive(data, tmp_path, capsys):
@@ -112,6 +113,7 @@ def test_a_run_from_before_a_new_option_still_resumes():
     for key in ("frames", "scenarios"):
         old.pop(key)
     assert _same_run(json.dumps(old), cfg)
+    assert _same_run(json.dumps({**old, "logdir": "moved/elsewhere"}), cfg)  # recorded with its old directory
     assert not _same_run(json.dumps(old), TrainConfig(data="d", logdir="l", frames=100))
     assert not _same_run(json.dumps({**old, "lr": 0.5}), cfg)
 

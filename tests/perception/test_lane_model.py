@@ -288,7 +288,8 @@ def test_a_dataset_without_train_dev_episodes_is_a_one_line_error(data, tmp_path
 
 def test_resume_trains_as_an_uninterrupted_run(data, tmp_path):
     whole = train_lanes(tiny_config(data, tmp_path / "whole", epochs=2))
-    train_lanes(tiny_config(data, tmp_path / "split", epochs=1))
+    train_lanes(tiny_config(data, tmp_path / "first", epochs=1))
+    (tmp_path / "first").rename(tmp_path / "split")  # a run directory moved elsewhere resumes there
     resumed = train_lanes(tiny_config(data, tmp_path / "split", epochs=2))
     assert [h["train"] for h in resumed["history"]] == [h["train"] for h in whole["history"]]
     a, b = (torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=True)["model"]

@@ -102,7 +102,8 @@ def test_same_seed_same_weights_and_resume_loses_nothing(run, tmp_path):
     data = run[0] / "data"
     small = dict(frames=40, eval_frames=10, batch=16)
     train_detector(fit(data, tmp_path / "a", epochs=2, **small))
-    train_detector(fit(data, tmp_path / "b", epochs=1, **small))  # as if killed after one epoch
+    train_detector(fit(data, tmp_path / "c", epochs=1, **small))  # as if killed after one epoch
+    (tmp_path / "c").rename(tmp_path / "b")  # a run directory moved elsewhere resumes there
     resumed = train_detector(fit(data, tmp_path / "b", epochs=2, **small))
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     wa = load_detector_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
