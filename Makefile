@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Environment speed, the fast simulation core against stock, then the harness-cost benchmarks
-# against their targets (bench/RESULTS.md; about 12 minutes on 2 cores;
+# against their targets (bench/RESULTS.md; about 15 minutes on 2 cores;
 # `$(BIN)/python bench/run_all.py --quick` is a one-minute smoke run).
 bench: $(STAMP)
 	$(BIN)/python bench/env_speed.py

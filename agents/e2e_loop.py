@@ -42,7 +42,10 @@ def loss(net: PilotNet, batch, device: str, cfg: TrainConfig, gen: torch.Generat
         target = torch.cat([target[:, :-1].float(), steering[:, None].float()], dim=1)
     if gen is not None:
         frames = photometric(frames, cfg, gen)
-    out = net(frames.to(device), speed.to(device), command.to(device))
+    frames = frames.to(device)
+    if cfg.channels_last and frames.dim() == 4:
+        frames = frames.contiguous(memory_format=torch.channels_last)
+    out = net(frames, speed.to(device), command.to(device))
     return torch.nn.functional.l1_loss(out, target.to(device).float())
 
 

@@ -75,6 +75,9 @@ class TrainConfig:
     viewpoint: float = 0.0  # share of samples seen from a displaced ego, label corrected (0: off; e2e_viewpoint)
     viewpoint_recover_s: float = 2.0  # its label's horizon: back on the recorded path this far ahead [s]
     samples: str = ""  # a sample list (JSON, ImitationDataset.selected; DAgger's replay buffer); "": all samples
+    # torch's channels-last memory layout for weights and frames: 1.2-1.5x the CPU's samples/s
+    # (bench/train_layout.py); its sums round otherwise, so it trains another model than the default
+    channels_last: bool = False
     progress: bool = True
 
 
@@ -178,6 +181,8 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
     device = resolve_device()
     torch.manual_seed(cfg.seed)
     net = PilotNet(net_cfg).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     state = resume(run, load_checkpoint, lambda blob: _same_run(blob["train_config"], cfg), TrainingError, net, opt,
                    current=_comparable(cfg))

@@ -22,7 +22,7 @@ from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("harness_overhead", "parallel_speedup", "agent_cost", "collect_throughput", "train_throughput",
-           "study_cost")
+           "train_layout", "study_cost")
 RATIO = re.compile(r"^RATIO (\S+) = (\S+) .*?(?:target ([<>]=? [0-9.]+)|no target).*$", re.M)
 
 

@@ -69,16 +69,20 @@ def measure_collection(data: Path, scenarios: tuple[str, ...], episodes: int, wo
     return fps
 
 
-def measure_network(data: Path, tmp: Path, size: str, updates: int) -> tuple[float, float, Path]:
-    """Training and held-out samples/s of PilotNet `size`, and its weights in train-e2e's best.pt format."""
+def measure_network(data: Path, tmp: Path, size: str, updates: int,
+                    channels_last: bool = True) -> tuple[float, float, Path]:
+    """Training and held-out samples/s of PilotNet `size` (in `scale`'s default channels-last
+    layout unless told otherwise), and its weights in train-e2e's best.pt format."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = TrainConfig(data=str(data), logdir=str(tmp / f"e2e-{size}"), size=size, batch=BATCH, progress=False)
+    cfg = TrainConfig(data=str(data), logdir=str(tmp / f"e2e-{size}"), size=size, batch=BATCH,
+                      channels_last=channels_last, progress=False)
     full, train_set, dev_set, _ = _splits(cfg, stack=4)
     sample = full.episodes[0].frames
     net_cfg = NetConfig(size=size, stack=4, channels=1 if sample.ndim == 3 else 3, height=sample.shape[1],
                         width=sample.shape[2], outputs=cfg.outputs)
     torch.manual_seed(0)
     net = PilotNet(net_cfg).to(device)
+    net = net.to(memory_format=torch.channels_last) if channels_last else net
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(0)
     warm = max(1, updates // 10)
@@ -96,7 +100,8 @@ def measure_network(data: Path, tmp: Path, size: str, updates: int) -> tuple[flo
     infer_sps = n / (time.perf_counter() - t0)
     path = tmp / f"e2e-{size}.pt"
     torch.save({"model": net.state_dict(), "config": net_cfg.as_dict(), "epoch": 0}, path)
-    print(f"e2e-{size}: {updates} updates x {BATCH} in {len(train_set)} frames, device {device}: "
+    print(f"e2e-{size}: {updates} updates x {BATCH} in {len(train_set)} frames, device {device}, "
+          f"{'channels-last' if channels_last else 'default'} layout: "
           f"{train_sps:.1f} train samples/s, {infer_sps:.1f} held-out samples/s")
     return train_sps, infer_sps, path
 
@@ -148,7 +153,7 @@ def measure_eval(tmp: Path, family: str, spec: AgentSpec, scenarios: tuple[str, 
 
 
 def measure(scenarios: tuple[str, ...], episodes: int, workers: int, nets: Sequence[str], updates: int,
-            detector_frames: int, eval_frames: int, eval_episodes: int) -> Rates:
+            detector_frames: int, eval_frames: int, eval_episodes: int, channels_last: bool = True) -> Rates:
     """Every rate, in one temp dir."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -156,7 +161,7 @@ def measure(scenarios: tuple[str, ...], episodes: int, workers: int, nets: Seque
         fps = measure_collection(data, scenarios, episodes, workers)
         train, infer, ckpt = {}, {}, {}
         for size in dict.fromkeys((*nets, "M")):
-            train[size], infer[size], ckpt[size] = measure_network(data, tmp, size, updates)
+            train[size], infer[size], ckpt[size] = measure_network(data, tmp, size, updates, channels_last)
         for model in ("detector", "lanes"):
             train[model], infer[model], ckpt[model] = measure_perception(data, tmp, model, scenarios,
                                                                          detector_frames, eval_frames)
@@ -195,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     g.add_argument("--scenarios", type=_names, default=tuple(SUITE), help="measured on these (default all five)")
     g.add_argument("--collect-episodes", type=int, default=2, help="expert train episodes per scenario")
     g.add_argument("--updates", type=int, default=300, help="timed updates per network")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="the networks in channels-last layout, as scale trains them by default")
     g.add_argument("--detector-frames", type=int, default=500, help="train frames of the detector's and lanes' epoch")
     g.add_argument("--eval-frames", type=int, default=100, help="their held-out frames per split")
     g.add_argument("--eval-episodes", type=int, default=2, help="evaluation episodes per scenario and family")
@@ -220,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         a.detector_frames, a.eval_frames, a.eval_episodes = 64, 8, 1
         a.frames, a.nets, a.seeds, a.episodes = (300, 1000), ("S", "M"), 2, 2
     rates = measure(a.scenarios, a.collect_episodes, a.workers, a.nets, a.updates, a.detector_frames,
-                    a.eval_frames, a.eval_episodes)
+                    a.eval_frames, a.eval_episodes, a.channels_last)
     study = Study(frames=a.frames, nets=a.nets, max_frames=a.max_frames, seeds=a.seeds, episodes=a.episodes,
                   passes=a.passes, min_steps=a.min_steps, samples=a.samples, dagger=a.dagger_nets,
                   dagger_rounds=a.dagger_rounds, dagger_episodes=a.dagger_episodes, detector=not a.no_detector,

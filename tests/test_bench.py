@@ -1,7 +1,7 @@
 """Smoke tests of the harness-cost benchmarks in bench/ (not measurements).
 
 Covers: bench/harness_overhead.py, parallel_speedup.py, agent_cost.py, collect_throughput.py,
-train_throughput.py, study_cost.py (each `main(["--quick"])` in this process: it must run end to
+train_throughput.py, train_layout.py, study_cost.py (each `main(["--quick"])` in this process: it must run end to
 end and print `RATIO <name> = <number>` lines that match what it returns), the table parser of
 bench/run_all.py and study_cost's projection with made-up rates. About a minute and a half on 2
 cores; `pytest -m "not slow"` leaves them out.
@@ -38,6 +38,7 @@ def load(name: str) -> ModuleType:
     ("agent_cost", {"agent_cost_e2e-M", "agent_cost_modular", "agent_cost_expert", "agent_cost_lane_keeper"}),
     ("collect_throughput", {"collect_throughput"}),
     ("train_throughput", {"train_throughput"}),
+    ("train_layout", {"train_layout_S_channels_last"}),
     ("study_cost", {"study_cost_collect_fps", "study_cost_train_sps_S", "study_cost_train_sps_M",
                     "study_cost_train_sps_detector", "study_cost_train_sps_lanes", "study_cost_eval_eps_expert",
                     "study_cost_eval_eps_modular", "study_cost_eval_eps_e2e", "study_cost_hours",

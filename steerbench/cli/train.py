@@ -102,6 +102,9 @@ def _train_e2e_parser(sub) -> None:
                         "corrected back to the path, PilotNet's augmentation (0: off; docs/e2e.md)")
     t.add_argument("--viewpoint-recover", type=common.positive(float), default=2.0, metavar="SECONDS",
                    help="the corrected label's horizon: back on the recorded path this far ahead")
+    t.add_argument("--channels-last", action="store_true",
+                   help="train in torch's channels-last memory layout: faster on the CPU (bench/train_layout.py), "
+                        "rounds otherwise, so another model than without it")
     g = t.add_argument_group("DAgger (after behaviour cloning; docs/e2e.md)")
     g.add_argument("--dagger-rounds", type=common.non_negative_int, default=0,
                    help="DAgger rounds after behaviour cloning (student rollouts labelled by the expert)")
@@ -127,7 +130,8 @@ def cmd_train_e2e(args: argparse.Namespace) -> int:
                       batch=args.batch, lr=args.lr, seed=args.seed, patience=args.patience,
                       outputs=2 if args.full else 1, steps=args.steps, eval_every=args.eval_every,
                       patience_steps=args.patience_steps, schedule=args.schedule, viewpoint=args.viewpoint,
-                      viewpoint_recover_s=args.viewpoint_recover, progress=not args.no_progress)
+                      viewpoint_recover_s=args.viewpoint_recover, channels_last=args.channels_last,
+                      progress=not args.no_progress)
     if args.dagger_rounds:
         return _dagger(args, cfg)
     if args.dagger_buffer is not None or args.dagger_critical is not None:

@@ -73,6 +73,7 @@ class Budget:
     lrs: tuple[tuple[str, float], ...] = ()  # learning rate per network size, e.g. (("M", 1e-3),) (a tune sweep's)
     composition: Composition | None = None  # `scale`: with `frames`, this sim.composition mix (None: first frames)
     viewpoint: float = 0.0  # the networks' viewpoint augmentation (train-e2e --viewpoint)
+    channels_last: bool = False  # the networks train in channels-last layout (train-e2e --channels-last)
     dagger_rounds: int = 2  # `scale`'s DAgger curve: DA-RB rounds after behaviour cloning
     dagger_episodes: int = 10  # its student rollouts per scenario and round
     dagger_buffer: float = 0.5  # its replay buffer, as a share of `frames` [frames of rollouts kept]
@@ -137,7 +138,7 @@ class Models:
         b = self.budget
         cfg = TrainConfig(data=str(self.data), logdir="", size=size, epochs=b.epochs(b.e2e_epochs), seed=seed,
                           lr=b.lr(size), frames=b.frames, scenarios=b.scenarios, composition=b.composition,
-                          viewpoint=b.viewpoint,
+                          viewpoint=b.viewpoint, channels_last=b.channels_last,
                           steps=b.e2e_steps(), schedule=b.schedule if b.e2e_steps() else "constant",
                           outputs=2 if self.env.mode == "full" else 1, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"e2e-{size}-s{seed}", cfg)))
@@ -333,6 +334,8 @@ class Models:
 
 
 NOT_BUDGET = ("data", "logdir", "progress", "workers", "backend")  # where and how, not what is trained
+# settings added later, left out at their default: the models trained before keep their identity
+LATE_DEFAULTS = {"channels_last": False}
 
 
 def settings(cfg: object) -> dict:
@@ -340,7 +343,8 @@ def settings(cfg: object) -> dict:
     running: what makes the model, as JSON values."""
     def strip(value):
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in NOT_BUDGET}
+            return {k: strip(v) for k, v in value.items()
+                    if k not in NOT_BUDGET and not (k in LATE_DEFAULTS and v == LATE_DEFAULTS[k])}
         return list(map(strip, value)) if isinstance(value, (list, tuple)) else value
 
     return strip(dataclasses.asdict(cfg))

@@ -1,5 +1,6 @@
 """train-e2e: deterministic, resumable, safe checkpoints; the e2e agent drives with them."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,30 @@ def test_a_checkpoint_records_its_episodes_and_eval_on_them_is_flagged(data, tmp
     assert main([*args, "--logdir", str(tmp_path / "held")]) == 0  # the default: the evaluation range
     assert "warning:" not in capsys.readouterr().err
     assert "evaluated_on_own_data" not in json.loads((tmp_path / "held" / "config.json").read_text())["invocations"][-1]
+
+
+def test_channels_last_resumes_as_uninterrupted_loads_anywhere_and_is_another_configuration(data, tmp_path):
+    from steerbench.agents.pilotnet import NetConfig, PilotNet
+
+    def laid_out(logdir, epochs):
+        return dataclasses.replace(cfg(data, logdir, epochs), channels_last=True)
+
+    whole = train(laid_out(tmp_path / "whole", 2))
+    train(laid_out(tmp_path / "split", 1))
+    resumed = train(laid_out(tmp_path / "split", 2))
+    assert resumed["history"] == whole["history"]
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["trunk.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    # best.pt loads into a network in the default layout, which computes the same steering
+    blob = torch.load(tmp_path / "whole" / "checkpoints" / "best.pt", weights_only=True)
+    plain, laid = PilotNet(NetConfig(**blob["config"])), PilotNet(NetConfig(**blob["config"]))
+    plain.load_state_dict(blob["model"])
+    laid = laid.to(memory_format=torch.channels_last)
+    laid.load_state_dict(blob["model"])
+    frames = torch.randint(0, 256, (2, 4, blob["config"]["height"], blob["config"]["width"]), dtype=torch.uint8)
+    args = (frames, torch.tensor([20.0, 25.0]), torch.tensor([0, 1]))
+    plain.eval(), laid.eval()
+    assert torch.allclose(plain(*args), laid(*args), atol=1e-5)
+    with pytest.raises(TrainingError, match="another configuration"):  # rounding differs: another run
+        train(cfg(data, tmp_path / "whole", epochs=3))

@@ -351,3 +351,20 @@ def test_compare_trains_the_measured_lane_budget_and_scale_the_least(monkeypatch
         main(["scale"])
     b = seen.pop().budget
     assert (b.lane_epochs, b.lane_dagger_rounds) == (10, 0)
+
+
+def test_channels_last_reaches_train_e2e_compare_and_scale(monkeypatch):
+    seen = _capture(monkeypatch, "steerbench.agents.e2e_train.train")
+    for extra, expected in (([], False), (["--channels-last"], True)):
+        with pytest.raises(_Captured):
+            main(["train-e2e", "--data", "D", "--logdir", "L", *extra])
+        assert seen.pop().channels_last is expected
+    # compare keeps the default layout its published models were trained in; scale, whose models
+    # are all new, trains in the faster one (bench/train_layout.py)
+    for command, target, default in (("compare", "steerbench.study.compare.run_compare", False),
+                                     ("scale", "steerbench.study.scale.run_scale", True)):
+        seen = _capture(monkeypatch, target)
+        for extra, expected in (([], default), (["--channels-last"], True), (["--no-channels-last"], False)):
+            with pytest.raises(_Captured):
+                main([command, *extra])
+            assert seen.pop().budget.channels_last is expected, (command, extra)

@@ -13,7 +13,7 @@ from steerbench.agents.e2e_train import first_frames
 from steerbench.agents.errors import TrainingError
 from steerbench.sim.composition import Composition
 from steerbench.sim.dataset import DatasetIndex
-from steerbench.study.models import Budget, Models
+from steerbench.study.models import Budget, Models, settings
 from steerbench.study.scale import REFERENCES, Point, ScaleConfig, ScaleOutcome, findings, run_scale
 from steerbench.study.stats import paired_test
 
@@ -156,7 +156,8 @@ def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity
     same = Models(root, dataclasses.replace(b, frames=30000)).e2e_dir("M", 0)
     assert same == Models(root, dataclasses.replace(b, frames=30000)).e2e_dir("M", 0)
     for other in (dict(passes=30), dict(min_steps=30000), dict(lrs=(("M", 3e-4),)), dict(viewpoint=0.5),
-                  dict(composition=Composition(dart_fraction=0.25)), dict(schedule="constant")):
+                  dict(composition=Composition(dart_fraction=0.25)), dict(schedule="constant"),
+                  dict(channels_last=True)):
         assert Models(root, dataclasses.replace(b, frames=30000, **other)).e2e_dir("M", 0) != same, other
     # what does not change the training does not change the model: another network's rate, or a
     # larger `passes` where the least budget still applies
@@ -167,6 +168,9 @@ def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity
     shown = Models(root, dataclasses.replace(b, frames=30000, lane_viewpoint=0.25))
     assert shown.lanes_dir(0) != lanes and shown.lanes_config(0).viewpoint == 0.25
     assert Models(root, b).lanes_config(0).viewpoint == 0.5  # the default: displaced views on
+    # a setting added later leaves the models trained before it, at its default, with their names
+    assert "channels_last" not in settings(Models(root, b).e2e_config("M", 0))
+    assert Models(root, dataclasses.replace(b, channels_last=True)).e2e_config("M", 0).channels_last
 
 
 def test_another_budget_retrains_and_a_new_n_extends_without_redoing(scaled):
