@@ -75,7 +75,7 @@ class TrainConfig:
     viewpoint: float = 0.0  # share of samples seen from a displaced ego, label corrected (0: off; e2e_viewpoint)
     viewpoint_recover_s: float = 2.0  # its label's horizon: back on the recorded path this far ahead [s]
     samples: str = ""  # a sample list (JSON, ImitationDataset.selected; DAgger's replay buffer); "": all samples
-    # torch's channels-last memory layout for weights and frames: 1.2-1.5x the CPU's samples/s
+    # torch's channels-last memory layout for weights and frames: 1.2-1.4x the CPU's samples/s
     # (bench/train_layout.py); its sums round otherwise, so it trains another model than the default
     channels_last: bool = False
     progress: bool = True

@@ -53,6 +53,8 @@ def register(sub) -> None:
                    help="updates between train-dev measurements (0: one pass over the data, 50-1000)")
     b.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                    help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
+    b.add_argument("--channels-last", action="store_true",
+                   help="train in channels-last memory layout, as steerbench scale does (train-e2e --channels-last)")
     p.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the end (no ASHA early stopping)")
     p.add_argument("--cpus-per-trial", type=common.positive(float), default=1.0)
@@ -67,7 +69,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise common.UsageError("--batches must be positive")
     cfg = SweepConfig(data=args.data, logdir=args.logdir, sizes=args.sizes, lrs=args.lrs, batches=args.batches,
                       frames=args.frames, epochs=args.epochs, patience=args.patience, steps=args.steps,
-                      eval_every=args.eval_every, schedule=args.schedule, seed=args.seed,
+                      eval_every=args.eval_every, schedule=args.schedule, channels_last=args.channels_last,
+                      seed=args.seed,
                       asha=not args.no_asha, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       address=args.address, progress=not args.no_progress)
     outcomes = run_sweep(cfg)

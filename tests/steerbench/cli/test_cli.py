@@ -353,12 +353,17 @@ def test_compare_trains_the_measured_lane_budget_and_scale_the_least(monkeypatch
     assert (b.lane_epochs, b.lane_dagger_rounds) == (10, 0)
 
 
-def test_channels_last_reaches_train_e2e_compare_and_scale(monkeypatch):
+def test_channels_last_reaches_train_e2e_tune_compare_and_scale(monkeypatch):
     seen = _capture(monkeypatch, "steerbench.agents.e2e_train.train")
     for extra, expected in (([], False), (["--channels-last"], True)):
         with pytest.raises(_Captured):
             main(["train-e2e", "--data", "D", "--logdir", "L", *extra])
         assert seen.pop().channels_last is expected
+    seen = _capture(monkeypatch, "steerbench.study.tune.run_sweep")
+    with pytest.raises(_Captured):
+        main(["tune", "--data", "D", "--channels-last"])
+    sweep = seen.pop()
+    assert sweep.train_config(sweep.trials()[0]).channels_last is True
     # compare keeps the default layout its published models were trained in; scale, whose models
     # are all new, trains in the faster one (bench/train_layout.py)
     for command, target, default in (("compare", "steerbench.study.compare.run_compare", False),
