@@ -55,6 +55,9 @@ def register(sub) -> None:
                    help="learning rate over the budget: constant, or warm-up then cosine decay to 5%%")
     b.add_argument("--channels-last", action="store_true",
                    help="train in channels-last memory layout, as steerbench scale does (train-e2e --channels-last)")
+    p.add_argument("--viewpoint", type=common.fraction, default=0.0,
+                   help="share of samples seen from a displaced ego (train-e2e --viewpoint; 0: off): the rates "
+                        "that train with it are lower (docs/e2e.md)")
     p.add_argument("--seed", type=common.non_negative_int, default=0, help="seeds weights and shuffling")
     p.add_argument("--no-asha", action="store_true", help="train every trial to the end (no ASHA early stopping)")
     p.add_argument("--cpus-per-trial", type=common.positive(float), default=1.0)
@@ -70,7 +73,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = SweepConfig(data=args.data, logdir=args.logdir, sizes=args.sizes, lrs=args.lrs, batches=args.batches,
                       frames=args.frames, epochs=args.epochs, patience=args.patience, steps=args.steps,
                       eval_every=args.eval_every, schedule=args.schedule, channels_last=args.channels_last,
-                      seed=args.seed,
+                      viewpoint=args.viewpoint, seed=args.seed,
                       asha=not args.no_asha, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                       address=args.address, progress=not args.no_progress)
     outcomes = run_sweep(cfg)

@@ -64,6 +64,7 @@ class SweepConfig:
     eval_every: int = 0  # updates between train-dev measurements (0: one pass over the data, 50-1000)
     schedule: str = "constant"  # the learning rate over the budget: constant or cosine
     channels_last: bool = False  # the trials train in channels-last layout, as `scale` does (train-e2e --channels-last)
+    viewpoint: float = 0.0  # share of samples seen from a displaced ego (train-e2e --viewpoint; 0: off)
     seed: int = 0
     asha: bool = True  # stop trials whose train-dev L1 trails the others' at the same epoch
     cpus_per_trial: float = 1.0
@@ -81,7 +82,7 @@ class SweepConfig:
                            size=trial.size, epochs=self.epochs, batch=trial.batch, lr=trial.lr, seed=self.seed,
                            patience=self.patience, frames=trial.frames, steps=self.steps,
                            eval_every=self.eval_every, schedule=self.schedule, channels_last=self.channels_last,
-                           progress=False)
+                           viewpoint=self.viewpoint, progress=False)
 
     @property
     def budget(self) -> str:

@@ -361,9 +361,10 @@ def test_channels_last_reaches_train_e2e_tune_compare_and_scale(monkeypatch):
         assert seen.pop().channels_last is expected
     seen = _capture(monkeypatch, "steerbench.study.tune.run_sweep")
     with pytest.raises(_Captured):
-        main(["tune", "--data", "D", "--channels-last"])
+        main(["tune", "--data", "D", "--channels-last", "--viewpoint", "0.5"])
     sweep = seen.pop()
-    assert sweep.train_config(sweep.trials()[0]).channels_last is True
+    trial = sweep.train_config(sweep.trials()[0])
+    assert trial.channels_last is True and trial.viewpoint == 0.5
     # compare keeps the default layout its published models were trained in; scale, whose models
     # are all new, trains in the faster one (bench/train_layout.py)
     for command, target, default in (("compare", "steerbench.study.compare.run_compare", False),
