@@ -5,8 +5,10 @@ Method. For each network size, batches of 64 observations of the suite's input (
 of 64 x 128, speed, command; random values, generated beforehand) and one training step as
 train-e2e takes it (`agents/e2e_loop.py:_step` without its data loader: forward, L1 loss,
 backward, Adam, `loss.item()`). Variants: `channels_last` (network and frames in
-`torch.channels_last`) and `compiled` (`torch.compile` of the network, default mode). Each
-variant starts from the same seeded weights as the default; after untimed warm-up steps (the
+`torch.channels_last`), `compiled` (`torch.compile` of the network, default mode) and, on
+request, `channels_last_weights` (the weights only; the convolutions follow them: for M 1.27x
+against 1.36x with the frames converted too, which is why train-e2e converts both). Each
+variant starts from the same seeded weights as the default, dropout seeded alike; after untimed warm-up steps (the
 compilation among them) timed runs of `--steps` steps alternate default and variant, and the
 ratio is the median of the paired samples/s ratios, variant / default. Identity: after the
 same steps on the same batches from the same weights, the largest |difference| of any weight
