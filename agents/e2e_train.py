@@ -177,12 +177,9 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
     run.create()
     full, train_set, dev_set, test_dist_set = _splits(cfg, stack=4)
     seen = {"trained": _episodes_of(full, train_set), "selected": _episodes_of(full, dev_set)}
-    net_cfg = _net_config(full, cfg)
     device = resolve_device()
-    torch.manual_seed(cfg.seed)
-    net = PilotNet(net_cfg).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    net = new_network(full, cfg, device)
+    net_cfg = net.config
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     state = resume(run, load_checkpoint, lambda blob: _same_run(blob["train_config"], cfg), TrainingError, net, opt,
                    current=_comparable(cfg))
@@ -221,6 +218,14 @@ def train(cfg: TrainConfig, on_epoch: Callable[[dict], None] | None = None) -> d
     finally:
         writer.close()
     return state.as_dict()
+
+
+def new_network(full: ImitationDataset, cfg: TrainConfig, device: str) -> PilotNet:
+    """The network `train` starts from: seeded by `cfg.seed`, shaped for `full`'s frames, in
+    `cfg`'s memory layout (the benchmarks build theirs here too, so they time what trains)."""
+    torch.manual_seed(cfg.seed)
+    net = PilotNet(_net_config(full, cfg)).to(device)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
 def _net_config(full: ImitationDataset, cfg: TrainConfig) -> NetConfig:

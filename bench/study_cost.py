@@ -41,8 +41,7 @@ from torch.utils.data import DataLoader, Subset
 
 from steerbench.agents.e2e_loop import period
 from steerbench.agents.e2e_schedule import plan
-from steerbench.agents.e2e_train import TrainConfig, _splits
-from steerbench.agents.pilotnet import NetConfig, PilotNet
+from steerbench.agents.e2e_train import TrainConfig, _splits, new_network
 from steerbench.agents.registry import AgentSpec, resolve
 from steerbench.harness.collect import CollectConfig, collect
 from steerbench.harness.evaluate import EvalConfig, run_eval
@@ -77,12 +76,8 @@ def measure_network(data: Path, tmp: Path, size: str, updates: int,
     cfg = TrainConfig(data=str(data), logdir=str(tmp / f"e2e-{size}"), size=size, batch=BATCH,
                       channels_last=channels_last, progress=False)
     full, train_set, dev_set, _ = _splits(cfg, stack=4)
-    sample = full.episodes[0].frames
-    net_cfg = NetConfig(size=size, stack=4, channels=1 if sample.ndim == 3 else 3, height=sample.shape[1],
-                        width=sample.shape[2], outputs=cfg.outputs)
-    torch.manual_seed(0)
-    net = PilotNet(net_cfg).to(device)
-    net = net.to(memory_format=torch.channels_last) if channels_last else net
+    net = new_network(full, cfg, device)
+    net_cfg = net.config
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(0)
     warm = max(1, updates // 10)

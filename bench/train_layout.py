@@ -36,7 +36,7 @@ from benchlib import rate_line
 
 from steerbench.agents.e2e_loop import period
 from steerbench.agents.e2e_schedule import plan
-from steerbench.agents.e2e_train import TrainConfig, _splits
+from steerbench.agents.e2e_train import TrainConfig, _splits, new_network
 from steerbench.agents.pilotnet import NetConfig, PilotNet
 
 BATCH = 64
@@ -129,12 +129,7 @@ def loop_side(data: Path, size: str, channels_last: bool, device: str) -> tuple:
     seeded network and Adam in the layout asked for."""
     cfg = TrainConfig(data=str(data), logdir="", size=size, channels_last=channels_last, progress=False)
     full, train_set, _, _ = _splits(cfg, stack=4)
-    sample = full.episodes[0].frames
-    net_cfg = NetConfig(size=size, stack=4, channels=1 if sample.ndim == 3 else 3, height=sample.shape[1],
-                        width=sample.shape[2], outputs=cfg.outputs)
-    torch.manual_seed(0)
-    net = PilotNet(net_cfg).to(device)
-    net = net.to(memory_format=torch.channels_last) if channels_last else net
+    net = new_network(full, cfg, device)
     return cfg, train_set, net, torch.optim.Adam(net.parameters(), lr=cfg.lr)
 
 
