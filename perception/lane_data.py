@@ -10,6 +10,7 @@ most a share of the budget per scenario, what the dataset holds (they are collec
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -193,3 +194,24 @@ def _check_taken(root: Path, split: str, scenario: str, share: int | None, taken
     if strict and share is not None and taken < share:
         raise LaneModelError(f"{root} holds {taken} usable {scenario}/{split} frames, {share} needed; "
                              "collect more episodes or ask for fewer frames")
+
+
+def joined(base: LaneFrameSet, others: Sequence[LaneFrameSet]) -> LaneFrameSet:
+    """`base` followed by the frames of `others` (train frames of other datasets: other road
+    layouts), their scenarios mapped onto base's; LaneModelError for a scenario base lacks, or a
+    frame geometry or lane sampling other than base's."""
+    parts = [base]
+    for other in others:
+        try:
+            remap = np.array([base.scenarios.index(s) for s in other.scenarios], np.int64)
+        except ValueError:
+            raise LaneModelError(f"extra lane data of {', '.join(other.scenarios)}: the run trains only "
+                                 f"{', '.join(base.scenarios)}") from None
+        if any(base.geometries[k] != g for k, g in zip(remap, other.geometries)) or not np.array_equal(base.s, other.s):
+            raise LaneModelError("extra lane data was collected with another camera or lane sampling than --data")
+        parts.append(dataclasses.replace(other, scenario=remap[other.scenario]))
+    if len(parts) == 1:
+        return base
+    cat = {key: np.concatenate([getattr(p, key) for p in parts])
+           for key in ("frames", "scenario", "centres", "valid", "width", "command", "turned")}
+    return dataclasses.replace(base, **cat)

@@ -40,7 +40,7 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
-from .lane_data import LaneFrameSet, RolloutSteps, rows_of, scenarios_of, select_lane_frames
+from .lane_data import LaneFrameSet, RolloutSteps, joined, rows_of, scenarios_of, select_lane_frames
 from .lane_displace import LANE_DISPLACEMENT, MAX_ROTATE_DEG, LaneDisplacer, displaced_quality
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
@@ -95,6 +95,9 @@ class LaneTrainConfig:
     odometry: bool = False  # the dead-reckoned heading since the episode began as an input (LaneNetConfig.odometry)
     rollouts: bool = False  # the data's DAgger rollouts on top of `frames`, whole (steerbench.harness.lane_dagger)
     rollout_steps: str = ""  # with `rollouts`: a JSON file of the rollout steps to take instead (`read_rollout_steps`)
+    # datasets whose every train frame of the run's scenarios is trained on too (other road layouts,
+    # collected with --scenario-opt: docs/perception.md); held-out frames come from `data` only
+    extra_data: tuple[str, ...] = ()
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -130,15 +133,28 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
-    unset += tuple(name for name in ("branched", "odometry", "rollouts", "rollout_steps") if not getattr(cfg, name))
+    unset += tuple(name for name in ("branched", "odometry", "rollouts", "rollout_steps", "extra_data")
+                   if not getattr(cfg, name))
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
 @dataclass(frozen=True)
 class _Data:
-    train: LaneFrameSet
+    train: LaneFrameSet  # --data's train frames, then the extra datasets'
     held: dict[str, LaneFrameSet]
     scaling: float
+    extra_episodes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)  # per extra dataset
+
+
+def _extra(cfg: LaneTrainConfig, scenarios: tuple[str, ...]) -> list[LaneFrameSet]:
+    """Every train frame of the run's scenarios in each extra dataset; LaneModelError for one without any."""
+    out = []
+    for root in cfg.extra_data:
+        mine = tuple(s for s in scenarios_of(Path(root)) if s in scenarios)
+        if not mine:
+            raise LaneModelError(f"extra lane data {root} holds no train episodes of {', '.join(scenarios)}")
+        out.append(select_lane_frames(Path(root), "train", mine, None))
+    return out
 
 
 def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
@@ -148,13 +164,15 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
     train = select_lane_frames(Path(cfg.data), "train", scenarios, cfg.frames,
                                composition=cfg.composition, rollouts=cfg.rollouts,
                                rollout_steps=read_rollout_steps(cfg.rollout_steps) if cfg.rollout_steps else None)
+    extra = _extra(cfg, scenarios)
     held = {}
     for split in HELD_OUT:
         # early stopping needs train-dev (an error without it); dev is measured when it is there
         if split == "train-dev" or any(r["scenario"] in scenarios for r in rows_of(Path(cfg.data), split)):
             held[split] = select_lane_frames(Path(cfg.data), split, scenarios, cfg.eval_frames, cfg.eval_stride,
                                              strict=False)
-    return scenarios, _Data(train, held, train.geometries[0].scaling)
+    return scenarios, _Data(joined(train, extra), held, train.geometries[0].scaling,
+                            {root: part.episodes for root, part in zip(cfg.extra_data, extra)})
 
 
 def command_count(scenarios: tuple[str, ...]) -> int:
@@ -180,10 +198,12 @@ def _meta(net_cfg: LaneNetConfig, scenarios: tuple[str, ...], data: _Data) -> di
     """What every checkpoint of the run holds besides the weights."""
     frame = {"height": int(data.train.frames.shape[1]), "width": int(data.train.frames.shape[2]),
              "scaling": data.scaling}
+    episodes = {"trained": by_split(("train", i) for i in data.train.episodes),
+                "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}
+    if data.extra_episodes:  # absent without extra data: earlier runs resume
+        episodes["extra"] = {root: by_split(("train", i) for i in ids) for root, ids in data.extra_episodes.items()}
     return {"kind": "lanes", "format": CHECKPOINT_FORMAT, "config": net_cfg.as_dict(), "frame": frame,
-            "scenarios": list(scenarios),
-            "episodes": {"trained": by_split(("train", i) for i in data.train.episodes),
-                         "selected": by_split((s, i) for s, d in data.held.items() for i in d.episodes)}}
+            "scenarios": list(scenarios), "episodes": episodes}
 
 
 def train_lanes(cfg: LaneTrainConfig) -> dict:

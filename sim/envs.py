@@ -16,7 +16,7 @@ from highway_env import utils
 from highway_env.envs.highway_env import HighwayEnv
 from highway_env.envs.intersection_env import IntersectionEnv
 from highway_env.envs.merge_env import MergeEnv
-from highway_env.envs.racetrack_env import RacetrackEnv, RacetrackEnvLarge
+from highway_env.envs.racetrack_env import RacetrackEnv, RacetrackEnvLarge, RacetrackEnvOval
 from highway_env.envs.roundabout_env import RoundaboutEnv
 from highway_env.road.road import Road
 from highway_env.vehicle.behavior import IDMVehicle
@@ -258,6 +258,9 @@ class IntersectionRouteEnv(RouteMixin, IntersectionEnv):
 class RacetrackScenarioEnv(ScenarioMixin, RacetrackEnv):
     """The stock two-lane racetrack with slower traffic to overtake."""
 
+    # what --scenario-opt accepts (steerbench.sim.scenario_options): the stock oval's own limits
+    OPTION_RANGES = {"oval_lanes": (2, 6), "oval_length": (50.0, 1000.0)}
+
     @classmethod
     def default_config(cls) -> dict:
         cfg = super().default_config()
@@ -269,9 +272,23 @@ class RacetrackScenarioEnv(ScenarioMixin, RacetrackEnv):
                 "traffic_speed_range": [5.0, 8.0],  # [m/s]
                 "neighbour_vehicles_connected_lanes": True,
                 "terminate_off_road": True,
+                # True: highway-env's oval track in place of the split's own, a road layout to train
+                # perception on beyond the two stock tracks (docs/scenarios.md), with its lanes and straights
+                "oval": False,
+                "oval_lanes": 3,  # [lanes]
+                "oval_length": 100.0,  # [m] each straight
             }
         )
         return cfg
+
+    def _make_road(self) -> None:
+        if not self.config["oval"]:
+            super()._make_road()
+            return
+        # the stock oval reads its shape from these keys (and at 0 draws it from an unseeded generator)
+        self.config.update(no_lanes=int(self.config["oval_lanes"]), length=float(self.config["oval_length"]),
+                           block_lane=False, force_decision=False)
+        RacetrackEnvOval._make_road(self)
 
     def _make_vehicles(self) -> None:
         super()._make_vehicles()

@@ -60,7 +60,15 @@ def parse_options(texts: Sequence[str], scenarios: Sequence[str]) -> tuple[Optio
             hint = f"; did you mean {close[0]!r}" if close else f"; known: {', '.join(sorted(known))}"
             raise ScenarioOptionError(f"scenario {name!r} has no parameter {key!r}{hint}")
         out[(name, key)] = _typed(text, raw, known[key])
+        _check_range(text, key, out[(name, key)], getattr(get_scenario(name).env_class, "OPTION_RANGES", {}))
     return tuple((name, key, value) for (name, key), value in sorted(out.items()))
+
+
+def _check_range(text: str, key: str, value: Any, ranges: dict[str, tuple[float, float]]) -> None:
+    """An environment class's `OPTION_RANGES`: the bounds of its numeric keys."""
+    if key in ranges and not ranges[key][0] <= value <= ranges[key][1]:
+        raise ScenarioOptionError(f"bad --scenario-opt {text!r}: {key} is between {ranges[key][0]:g} "
+                                  f"and {ranges[key][1]:g}")
 
 
 def _typed(text: str, raw: str, default: Any) -> Any:

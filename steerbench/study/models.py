@@ -63,6 +63,7 @@ class Budget:
     lane_dagger_scenarios: tuple[str, ...] = ()  # where it rolls out (empty: `scenarios`)
     lane_dagger_critical: float = 1.0  # share of each rollout's steps kept, where the model errs most
     lane_dagger_repeat: int = 1  # times each kept step is taken
+    lane_extra_data: tuple[str, ...] = ()  # datasets of other road layouts the lane model also trains on
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -175,7 +176,8 @@ class Models:
         cfg = LaneTrainConfig(data=str(self.data), logdir="", scenarios=b.scenarios,
                               frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
                               epochs=b.epochs(b.lane_epochs), seed=seed, viewpoint=b.lane_viewpoint,
-                              composition=b.composition if b.frames else None, progress=b.progress)
+                              composition=b.composition if b.frames else None, extra_data=b.lane_extra_data,
+                              progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"lanes-s{seed}", cfg)))
 
     def ensure_data(self) -> Path:
@@ -335,7 +337,7 @@ class Models:
 
 NOT_BUDGET = ("data", "logdir", "progress", "workers", "backend")  # where and how, not what is trained
 # settings added later, left out at their default: the models trained before keep their identity
-LATE_DEFAULTS = {"channels_last": False}
+LATE_DEFAULTS = {"channels_last": False, "extra_data": ()}
 
 
 def settings(cfg: object) -> dict:

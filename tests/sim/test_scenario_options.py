@@ -68,3 +68,27 @@ def test_a_bad_override_is_one_line_and_exit_2(opt, message, tmp_path, capsys):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     with pytest.raises(ScenarioOptionError):
         parse_options([opt], ["highway"])
+
+
+@pytest.mark.parametrize(("split", "lanes"), [("train", 2), ("test", 4)])
+def test_the_racetrack_oval_replaces_either_splits_track_with_its_own_lanes(split, lanes):
+    options = parse_options(["racetrack.oval=true", f"racetrack.oval_lanes={lanes}", "racetrack.oval_length=150"],
+                            ["racetrack"])
+    env = SteerEnv("racetrack", split, scenario_options=options, fast=True)
+    env.reset(seed=3)
+    straight = env.core.road.network.graph["a"]["b"]
+    assert len(straight) == lanes and straight[0].length == pytest.approx(151.0)  # the oval's first straight
+    stock = SteerEnv("racetrack", split, fast=True)
+    stock.reset(seed=3)
+    assert len(stock.core.road.network.graph["a"]["b"]) == (2 if split == "train" else 3)  # the split's own track
+    env.step(env.action_space.sample() * 0)  # it drives
+
+
+@pytest.mark.parametrize("text", ["racetrack.oval_lanes=7", "racetrack.oval_lanes=1", "racetrack.oval_length=20"])
+def test_an_oval_out_of_its_range_is_a_one_line_error(text, tmp_path, capsys):
+    with pytest.raises(ScenarioOptionError, match="is between"):
+        parse_options([text], ["racetrack"])
+    code = main(["eval", "--agent", "idle", "--scenarios", "racetrack", "--scenario-opt", text, "--episodes", "1",
+                 "--logdir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is between" in err and len(err.splitlines()) == 1

@@ -168,6 +168,9 @@ def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity
     shown = Models(root, dataclasses.replace(b, frames=30000, lane_viewpoint=0.25))
     assert shown.lanes_dir(0) != lanes and shown.lanes_config(0).viewpoint == 0.25
     assert Models(root, b).lanes_config(0).viewpoint == 0.5  # the default: displaced views on
+    layouts = Models(root, dataclasses.replace(b, frames=30000, lane_extra_data=("runs/oval",)))
+    assert layouts.lanes_dir(0) != lanes and layouts.lanes_config(0).extra_data == ("runs/oval",)
+    assert "extra_data" not in settings(Models(root, b).lanes_config(0))
     # a setting added later leaves the models trained before it, at its default, with their names
     assert "channels_last" not in settings(Models(root, b).e2e_config("M", 0))
     assert Models(root, dataclasses.replace(b, channels_last=True)).e2e_config("M", 0).channels_last
