@@ -1,6 +1,6 @@
 """The `steerbench` command. Each command family registers its subcommands with a handler
 (`run`: scenarios, agents, eval, collect; `train`: train-e2e, train-detector, train-lanes; `study`: compare,
-scale, ceiling, diagnose, errors; `tune`); shared flags and types are in `common`. `main` only
+scale, ceiling, diagnose, errors; `paired`; `tune`); shared flags and types are in `common`. `main` only
 parses, dispatches, and maps errors and signals to exit statuses."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Sequence
 
 from steerbench.sim.errors import SteerbenchError
 
-from . import common, run, study, train, tune
+from . import common, paired, run, study, train, tune
 
-FAMILIES = (run, train, study, tune)
+FAMILIES = (run, train, study, paired, tune)
 
 
 class Terminated(KeyboardInterrupt):
