@@ -78,3 +78,9 @@ def test_the_command_prints_the_table(tmp_path, capsys):
     assert main(["paired", str(a), f"{a}:x", "--splits", "train"]) == 0
     out = capsys.readouterr().out
     assert "| merge | train | 6 | 2, 2 |" in out and "+0.000" in out
+
+
+def test_an_unknown_metric_is_a_one_line_error(tmp_path, capsys):
+    a = _run(tmp_path / "a", {"x": _episodes(np.random.default_rng(4), "merge")})
+    assert main(["paired", str(a), str(a), "--metric", "speed_of_light"]) == 2
+    assert "none of driving_score" in capsys.readouterr().err
