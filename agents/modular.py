@@ -97,7 +97,8 @@ class ModularAgent:
     def reset(self, episode: EpisodeInfo) -> None:
         cam = episode.camera
         geometry = FrameGeometry(cam.width, cam.height, cam.scaling, cam.centering) if cam is not None else None
-        self._episode(StageContext(geometry, 1.0 / episode.policy_hz, episode.mode == "full"))
+        self._episode(StageContext(geometry, 1.0 / episode.policy_hz, episode.mode == "full",
+                                   tuple(episode.command_names)))
 
     def _episode(self, ctx: StageContext) -> None:
         self.ctx = ctx

@@ -77,7 +77,7 @@ class LearnedLaneSource:
         return load_lane_model(self.o.checkpoint, geometry)
 
     def reset(self, ctx: StageContext) -> None:
-        self.ready, self.dt = ctx.geometry is not None, ctx.dt
+        self.ready, self.dt, self.command_names = ctx.geometry is not None, ctx.dt, ctx.command_names
         if self.ready and self.model.geometry != ctx.geometry:  # the ego's pixel differs by scenario
             self.model = self._load(ctx.geometry)
         self.s = self.model.s
@@ -117,7 +117,8 @@ class LearnedLaneSource:
 
     def _measure(self, obs: Observation) -> dict[int, np.ndarray]:
         grey = to_gray(newest(obs.frames))  # once: the model and the marking check read the same frame
-        p = self.model.predict(grey, command=obs.command if self.model.commands else None,
+        command = self.model.command_for(self.command_names, obs.command) if self.model.commands else None
+        p = self.model.predict(grey, command=command,
                                turned=self.turned if self.model.odometry else None)
         centres = p.centres
         if self.o.refine and p.valid[1]:

@@ -51,6 +51,7 @@ class StageContext:
     geometry: FrameGeometry | None  # the camera: frame size, px/m, the ego's pixel (None: no camera)
     dt: float  # [s] the policy period: time between two calls
     full: bool  # whether the agent also drives the throttle (`--mode full`)
+    command_names: tuple[str, ...] = ()  # the scenario's navigation commands by index (EpisodeInfo's)
 
 
 class Detector(Protocol):

@@ -20,7 +20,7 @@ import numpy as np
 from steerbench.sim.composition import Composition, CompositionError
 from steerbench.sim.dataset import LANE_LABELS_VERSION, DatasetError, DatasetIndex, load_episode
 from steerbench.sim.episodes import DAGGER
-from steerbench.sim.scenarios import SUITE
+from steerbench.sim.scenarios import SUITE, get_scenario
 
 from .classical import to_gray
 from .detector_data import camera_of, composed_steps, geometry_for, policy_hz_of, shares
@@ -215,3 +215,11 @@ def joined(base: LaneFrameSet, others: Sequence[LaneFrameSet]) -> LaneFrameSet:
     cat = {key: np.concatenate([getattr(p, key) for p in parts])
            for key in ("frames", "scenario", "centres", "valid", "width", "command", "turned")}
     return dataclasses.replace(base, **cat)
+
+
+def by_name(data: LaneFrameSet, names: Sequence[str]) -> LaneFrameSet:
+    """`data` with each frame's command the position of its name in `names` (its scenario's
+    command names, sim.scenarios), instead of its index among its scenario's commands."""
+    table = [np.array([list(names).index(n) for n in get_scenario(s).commands], np.int64) for s in data.scenarios]
+    command = np.array([table[k][c] for k, c in zip(data.scenario, data.command)], np.int64)
+    return dataclasses.replace(data, command=command)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -72,6 +73,9 @@ class LaneNetConfig:
     commands: int = 0  # navigation commands the network is conditioned on (one-hot); 0: none
     branched: bool = False  # one fully connected head per command, the command picks it (else the one-hot joins)
     odometry: bool = False  # the dead-reckoned heading since the episode began joins the features (radians / pi)
+    # the commands by name ("follow", "exit 1 (east)", ...; `commands` of them): a scenario's command
+    # index is mapped to its name's position (LearnedLanes.command_for); empty: the index is the command
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.s) < 3 or len(self.channels) != 4 or min(self.channels) < 1 or self.squeeze < 1 \
@@ -80,6 +84,8 @@ class LaneNetConfig:
                              "commands 0 or more")
         if self.branched and self.commands < 1:
             raise ValueError("a branched lane network needs 1 or more commands")
+        if self.names and len(self.names) != self.commands:
+            raise ValueError(f"{len(self.names)} command names for {self.commands} commands")
 
     @property
     def k(self) -> int:
@@ -89,7 +95,10 @@ class LaneNetConfig:
     def as_dict(self) -> dict:
         """Plain (JSON-ready) form, as checkpoints store it."""
         d = asdict(self)
-        d.update(s=[float(v) for v in self.s], channels=list(self.channels), grid=list(self.grid))
+        d.update(s=[float(v) for v in self.s], channels=list(self.channels), grid=list(self.grid),
+                 names=list(self.names))
+        if not self.names:  # as checkpoints from before the names store it
+            del d["names"]
         return d
 
     @classmethod
@@ -99,7 +108,7 @@ class LaneNetConfig:
         return cls(s=tuple(float(v) for v in d["s"]), channels=tuple(int(c) for c in d["channels"]),
                    squeeze=int(d["squeeze"]), hidden=int(d["hidden"]), grid=tuple(int(g) for g in d["grid"]),
                    commands=int(d.get("commands", 0)), branched=bool(d.get("branched", False)),
-                   odometry=bool(d.get("odometry", False)))
+                   odometry=bool(d.get("odometry", False)), names=tuple(str(n) for n in d.get("names", ())))
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -277,6 +286,15 @@ def decode(out: dict[str, torch.Tensor], s: np.ndarray) -> list[LanePrediction]:
     return result
 
 
+def network_command(known: Sequence[str], names: Sequence[str], command: int) -> int:
+    """A network's command for a scenario's command `command` (its index in `names`, the scenario's
+    command names): with `known`, the network's command names, the name's position there (-1, the
+    heads' mean, for a name it never saw or an index outside `names`); without, the index itself."""
+    if not known:
+        return command
+    return list(known).index(names[command]) if 0 <= command < len(names) and names[command] in known else -1
+
+
 def load_lane_checkpoint(path: str | Path) -> dict:
     """A `train-lanes` checkpoint, read with `weights_only=True`; LaneModelError otherwise."""
     return read_model_checkpoint(path, "lanes", CHECKPOINT_FORMAT, LaneModelError, "lane-model",
@@ -314,6 +332,10 @@ class LearnedLanes:
     def commands(self) -> int:
         """The navigation commands the network is conditioned on (0: none; it ignores a command)."""
         return self.net.config.commands
+
+    def command_for(self, names: Sequence[str], command: int) -> int:
+        """`network_command(self.net.config.names, names, command)`."""
+        return network_command(self.net.config.names, names, command)
 
     @property
     def odometry(self) -> bool:

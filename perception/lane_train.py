@@ -40,7 +40,7 @@ from steerbench.sim.scenarios import get_scenario
 
 from .detector_results import plain, write_json
 from .detector_targets import augment
-from .lane_data import LaneFrameSet, RolloutSteps, joined, rows_of, scenarios_of, select_lane_frames
+from .lane_data import LaneFrameSet, RolloutSteps, by_name, joined, rows_of, scenarios_of, select_lane_frames
 from .lane_displace import LANE_DISPLACEMENT, MAX_ROTATE_DEG, LaneDisplacer, displaced_quality
 from .lane_eval import AHEAD_M, losses, predict_arrays, quality_by_scenario, results_table
 from .lane_model import CHECKPOINT_FORMAT, LaneModelError, LaneNet, LaneNetConfig, load_lane_checkpoint, parameter_count
@@ -98,6 +98,9 @@ class LaneTrainConfig:
     # datasets whose every train frame of the run's scenarios is trained on too (other road layouts,
     # collected with --scenario-opt: docs/perception.md); held-out frames come from `data` only
     extra_data: tuple[str, ...] = ()
+    # commands by name across scenarios: one head per distinct command (highway's "follow" and the
+    # roundabout's first exit no longer share head 0; LaneNetConfig.names); False: by index
+    named_commands: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -133,8 +136,8 @@ def _comparable(cfg: LaneTrainConfig) -> str:
         unset += ("viewpoint", "viewpoint_rotate")
     elif cfg.viewpoint_rotate == LEGACY_ROTATE_DEG:  # runs from before the field turned by this much
         unset += ("viewpoint_rotate",)
-    unset += tuple(name for name in ("branched", "odometry", "rollouts", "rollout_steps", "extra_data")
-                   if not getattr(cfg, name))
+    unset += tuple(name for name in ("branched", "odometry", "rollouts", "rollout_steps", "extra_data",
+                                     "named_commands") if not getattr(cfg, name))
     return comparable_config(cfg, ("epochs", "patience", "images", "progress", "device", *unset))
 
 
@@ -171,8 +174,13 @@ def _load(cfg: LaneTrainConfig) -> tuple[tuple[str, ...], _Data]:
         if split == "train-dev" or any(r["scenario"] in scenarios for r in rows_of(Path(cfg.data), split)):
             held[split] = select_lane_frames(Path(cfg.data), split, scenarios, cfg.eval_frames, cfg.eval_stride,
                                              strict=False)
-    return scenarios, _Data(joined(train, extra), held, train.geometries[0].scaling,
-                            {root: part.episodes for root, part in zip(cfg.extra_data, extra)})
+    data = _Data(joined(train, extra), held, train.geometries[0].scaling,
+                 {root: part.episodes for root, part in zip(cfg.extra_data, extra)})
+    if cfg.named_commands:
+        names = command_names(scenarios)
+        data = dataclasses.replace(data, train=by_name(data.train, names),
+                                   held={split: by_name(d, names) for split, d in data.held.items()})
+    return scenarios, data
 
 
 def command_count(scenarios: tuple[str, ...]) -> int:
@@ -180,10 +188,16 @@ def command_count(scenarios: tuple[str, ...]) -> int:
     return max(len(get_scenario(s).commands) for s in scenarios)
 
 
-def _commands(run: RunDir, scenarios: tuple[str, ...]) -> int:
-    """`command_count(scenarios)`, or for a resume what `last.pt`'s network has: 0 (a run from
-    before the command input, or one without it) is kept; another count is refused."""
-    wanted = command_count(scenarios)
+def command_names(scenarios: tuple[str, ...]) -> tuple[str, ...]:
+    """Every distinct command name of `scenarios`, in their order: a named-commands network's commands."""
+    return tuple(dict.fromkeys(name for s in scenarios for name in get_scenario(s).commands))
+
+
+def _commands(run: RunDir, scenarios: tuple[str, ...], named: bool = False) -> int:
+    """`command_count(scenarios)` (with `named`, the distinct names'), or for a resume what
+    `last.pt`'s network has: 0 (a run from before the command input, or one without it) is kept;
+    another count is refused."""
+    wanted = len(command_names(scenarios)) if named else command_count(scenarios)
     if not run.last.exists():
         return wanted
     config = load_lane_checkpoint(run.last).get("config")
@@ -219,7 +233,8 @@ def train_lanes(cfg: LaneTrainConfig) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     net_cfg = LaneNetConfig(s=tuple(float(v) for v in data.train.s), channels=cfg.channels, hidden=cfg.hidden,
-                            commands=_commands(run, scenarios), branched=cfg.branched, odometry=cfg.odometry)
+                            commands=_commands(run, scenarios, cfg.named_commands), branched=cfg.branched,
+                            odometry=cfg.odometry, names=command_names(scenarios) if cfg.named_commands else ())
     net = LaneNet(net_cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     base = _meta(net_cfg, scenarios, data)

@@ -109,6 +109,8 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
     g.add_argument("--lane-extra-data", type=Path, action="append", default=[], metavar="DIR",
                    help="another dataset (other road layouts) whose train frames the lane model also trains on "
                         "(train-lanes --extra-data; repeatable)")
+    g.add_argument("--lane-named-commands", action="store_true",
+                   help="the lane model's commands by name across scenarios (train-lanes --named-commands)")
     g.add_argument("--lane-dagger-rounds", type=common.non_negative_int, default=lanes["dagger_rounds"],
                    help="DAgger rounds of the lane model on the modular agent's rollouts (train-lanes --dagger-rounds)")
     g.add_argument("--lane-dagger-episodes", type=common.positive(int), default=lanes["dagger_episodes"],
@@ -132,7 +134,8 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
                   lane_dagger_episodes=args.lane_dagger_episodes,
                   lane_dagger_scenarios=_lane_dagger_scenarios(args),
                   lane_dagger_critical=args.lane_dagger_critical, lane_dagger_repeat=args.lane_dagger_repeat,
-                  lane_extra_data=tuple(str(p) for p in args.lane_extra_data), frames=frames, workers=args.workers,
+                  lane_extra_data=tuple(str(p) for p in args.lane_extra_data),
+                  lane_named_commands=args.lane_named_commands, frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 
 

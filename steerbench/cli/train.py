@@ -61,6 +61,9 @@ def _train_lanes_parser(sub) -> None:
     t.add_argument("--branched", action=argparse.BooleanOptionalAction, default=True,
                    help="one fully connected head per navigation command, picked by the command (the default); "
                         "--no-branched: one head, which the command's one-hot joins (docs/perception.md)")
+    t.add_argument("--named-commands", action="store_true",
+                   help="navigation commands by name across scenarios, one head each: without it highway's "
+                        "'follow' shares the first head with the roundabout's first exit (docs/perception.md)")
     t.add_argument("--odometry", action="store_true",
                    help="the ego's heading since the episode began, dead-reckoned from its speed and steering, as "
                         "an input: which roundabout exit is commanded depends on how far round the car has come")
@@ -210,7 +213,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, viewpoint=args.viewpoint,
                           branched=args.branched, odometry=args.odometry,
-                          extra_data=tuple(str(p) for p in args.extra_data), progress=not args.no_progress)
+                          extra_data=tuple(str(p) for p in args.extra_data), named_commands=args.named_commands,
+                          progress=not args.no_progress)
     given = {k: getattr(args, k) for k in ("viewpoint_rotate", "patience") if getattr(args, k) is not None}
     cfg = dataclasses.replace(cfg, **given)  # the rest: the config's defaults (the CLI does not import torch)
     if args.dagger_rounds:

@@ -64,6 +64,7 @@ class Budget:
     lane_dagger_critical: float = 1.0  # share of each rollout's steps kept, where the model errs most
     lane_dagger_repeat: int = 1  # times each kept step is taken
     lane_extra_data: tuple[str, ...] = ()  # datasets of other road layouts the lane model also trains on
+    lane_named_commands: bool = False  # the lane model's commands by name across scenarios (train-lanes)
     frames: int = 0  # `scale`: every learned model trains on `frames` train frames (0: all; which: `composition`)
     samples: int = 0  # `scale`: with `frames`, train for ceil(samples / frames) epochs (at least the
     #                   epochs above, at most MAX_EPOCHS), so that a small N still gets enough updates
@@ -177,7 +178,7 @@ class Models:
                               frames=b.frames or b.lane_frames, eval_frames=b.lane_eval_frames,
                               epochs=b.epochs(b.lane_epochs), seed=seed, viewpoint=b.lane_viewpoint,
                               composition=b.composition if b.frames else None, extra_data=b.lane_extra_data,
-                              progress=b.progress)
+                              named_commands=b.lane_named_commands, progress=b.progress)
         return dataclasses.replace(cfg, logdir=str(self.root / self._name(f"lanes-s{seed}", cfg)))
 
     def ensure_data(self) -> Path:
@@ -337,7 +338,7 @@ class Models:
 
 NOT_BUDGET = ("data", "logdir", "progress", "workers", "backend")  # where and how, not what is trained
 # settings added later, left out at their default: the models trained before keep their identity
-LATE_DEFAULTS = {"channels_last": False, "extra_data": ()}
+LATE_DEFAULTS = {"channels_last": False, "extra_data": (), "named_commands": False}
 
 
 def settings(cfg: object) -> dict:

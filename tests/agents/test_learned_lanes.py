@@ -10,7 +10,7 @@ from steerbench.agents.modular import ModularAgent, ModularOptions
 from steerbench.agents.modular_learned_lanes import LearnedLaneOptions, LearnedLaneSource
 from steerbench.agents.stages import StageContext
 from steerbench.cli import main
-from steerbench.perception.lane_model import CHECKPOINT_FORMAT, LaneNet, LaneNetConfig, LanePrediction
+from steerbench.perception.lane_model import CHECKPOINT_FORMAT, LaneNet, LaneNetConfig, LanePrediction, network_command
 from steerbench.perception.tracker import EgoMotion, Track
 from steerbench.perception.training import save_checkpoint
 from steerbench.perception.types import FrameGeometry
@@ -54,7 +54,10 @@ class Scripted:
 
     def __init__(self, script):
         self.script, self.geometry, self.s = iter(script), GEOMETRY, S
-        self.commands, self.seen, self.turns, self.odometry = 0, [], [], False
+        self.commands, self.seen, self.turns, self.odometry, self.names = 0, [], [], False, ()
+
+    def command_for(self, names, command):
+        return network_command(self.names, names, command)
 
     def predict(self, frames, command=None, turned=None):
         self.seen.append(command)
@@ -105,6 +108,21 @@ def test_a_command_conditioned_model_is_given_the_navigation_command(checkpoint)
     stage.model.commands = 3
     stage.view(Observation(FRAMES, 25.0, 2), None, ())
     assert stage.model.seen == [None, 2]
+
+
+def test_a_model_with_named_commands_is_given_the_commands_position_by_name(checkpoint):
+    """The roundabout's exit 2 is its command 1; a network trained on the whole suite by name has it at 2."""
+    roundabout = ("exit 1 (east)", "exit 2 (north)", "exit 3 (west)")
+    stage = source(checkpoint, [{0: straight(0.0)}] * 3)
+    stage.reset(StageContext(GEOMETRY, 0.2, False, roundabout))
+    stage.model = Scripted([{0: straight(0.0)}] * 4)
+    stage.model.commands, stage.model.names = 4, ("follow", *roundabout)
+    for command in (1, 2, 5):
+        stage.view(Observation(FRAMES, 25.0, command), None, ())
+    assert stage.model.seen == [2, 3, -1]  # a command the scenario does not have: the heads' mean
+    stage.model.names = ()  # a network trained by index is given the index
+    stage.view(Observation(FRAMES, 25.0, 1), None, ())
+    assert stage.model.seen[-1] == 1
 
 
 def test_a_model_with_odometry_is_given_the_dead_reckoned_heading_since_the_start(checkpoint):

@@ -194,3 +194,29 @@ def test_train_lanes_and_the_studies_train_one_head_per_command_by_default(data,
     assert Models(tmp_path, Budget((SCENARIO,))).lanes_config(0).branched
     metrics = train_lanes(tiny_config(data, tmp_path / "run", epochs=1))
     assert load_lane_model(metrics["checkpoint"]).net.config.branched
+
+
+def test_named_commands_give_every_distinct_command_its_own_position():
+    from steerbench.perception.lane_data import LaneFrameSet, by_name
+    from steerbench.sim.scenarios import SUITE
+
+    names = lane_train.command_names(tuple(SUITE))
+    assert names[0] == "follow" and len(names) == len(set(names)) == 7  # follow once, 3 exits, 3 turns
+    n = 3
+    made = LaneFrameSet("train", np.zeros((n, 64, 128), np.uint8), np.array([0, 1, 1]), ("merge", "roundabout"),
+                        (None, None), np.asarray(S), np.zeros((n, 3, len(S), 2), np.float32), np.ones((n, 3), bool),
+                        np.ones((n, 3), np.float32), command=np.array([0, 0, 2]))
+    # merge's follow, the roundabout's exit 1 and exit 3: by index 0, 0, 2; by name three apart
+    assert by_name(made, names).command.tolist() == [0, 1, 3]
+
+
+def test_a_named_commands_run_stores_its_names_and_is_its_own_configuration(data, tmp_path):  # noqa: F811
+    m = train_lanes(tiny_config(data, tmp_path / "named", epochs=1, named_commands=True))
+    model = load_lane_model(m["checkpoint"])
+    assert model.net.config.names == ("follow",) and model.commands == 1
+    assert model.command_for(("follow",), 0) == 0 and model.command_for(("exit 1 (east)",), 0) == -1
+    assert LaneNetConfig.from_dict(model.net.config.as_dict()) == model.net.config
+    plain = load_lane_model(train_lanes(tiny_config(data, tmp_path / "plain", epochs=1))["checkpoint"])
+    assert "names" not in plain.net.config.as_dict() and plain.command_for(("exit 1 (east)",), 0) == 0
+    with pytest.raises(LaneModelError, match="another configuration"):
+        train_lanes(tiny_config(data, tmp_path / "named", epochs=2))

@@ -353,17 +353,20 @@ def test_compare_trains_the_measured_lane_budget_and_scale_the_least(monkeypatch
     assert (b.lane_epochs, b.lane_dagger_rounds, b.lane_extra_data) == (10, 0, ())
 
 
-def test_extra_lane_data_reaches_train_lanes_compare_and_scale(monkeypatch, tmp_path):
+def test_extra_lane_data_and_named_commands_reach_train_lanes_compare_and_scale(monkeypatch, tmp_path):
     seen = _capture(monkeypatch, "steerbench.perception.lane_train.train_lanes")
     with pytest.raises(_Captured):
-        main(["train-lanes", "--data", "D", "--logdir", "L", "--extra-data", "A", "--extra-data", "B"])
-    assert seen.pop().extra_data == ("A", "B")
+        main(["train-lanes", "--data", "D", "--logdir", "L", "--extra-data", "A", "--extra-data", "B",
+              "--named-commands"])
+    cfg = seen.pop()
+    assert cfg.extra_data == ("A", "B") and cfg.named_commands
     for command, target in (("compare", "steerbench.study.compare.run_compare"),
                             ("scale", "steerbench.study.scale.run_scale")):
         seen = _capture(monkeypatch, target)
         with pytest.raises(_Captured):
-            main([command, "--lane-extra-data", "A"])
-        assert seen.pop().budget.lane_extra_data == ("A",)
+            main([command, "--lane-extra-data", "A", "--lane-named-commands"])
+        budget = seen.pop().budget
+        assert budget.lane_extra_data == ("A",) and budget.lane_named_commands
 
 
 def test_channels_last_reaches_train_e2e_tune_compare_and_scale(monkeypatch):

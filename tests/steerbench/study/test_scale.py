@@ -171,6 +171,9 @@ def test_the_step_budget_never_shrinks_with_n_and_is_part_of_the_models_identity
     layouts = Models(root, dataclasses.replace(b, frames=30000, lane_extra_data=("runs/oval",)))
     assert layouts.lanes_dir(0) != lanes and layouts.lanes_config(0).extra_data == ("runs/oval",)
     assert "extra_data" not in settings(Models(root, b).lanes_config(0))
+    named = Models(root, dataclasses.replace(b, frames=30000, lane_named_commands=True))
+    assert named.lanes_dir(0) != lanes and named.lanes_config(0).named_commands
+    assert "named_commands" not in settings(Models(root, b).lanes_config(0))
     # a setting added later leaves the models trained before it, at its default, with their names
     assert "channels_last" not in settings(Models(root, b).e2e_config("M", 0))
     assert Models(root, dataclasses.replace(b, channels_last=True)).e2e_config("M", 0).channels_last
