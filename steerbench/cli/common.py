@@ -88,6 +88,13 @@ def share(text: str) -> float:
     return value
 
 
+def dataset(text: str) -> Path:
+    """argparse type: the directory of a `steerbench collect` dataset (it has index.jsonl)."""
+    if not (Path(text) / "index.jsonl").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a steerbench dataset (no index.jsonl; steerbench collect)")
+    return Path(text)
+
+
 def frame_size(text: str) -> tuple[int, int]:
     """argparse type: `WIDTHxHEIGHT`, each at least 16 -> (width, height)."""
     m = re.fullmatch(r"(\d+)x(\d+)", text)

@@ -40,7 +40,7 @@ def _train_lanes_parser(sub) -> None:
                    help="comma-separated scenario names, or 'all' (default: those with train episodes in --data)")
     t.add_argument("--frames", type=common.positive(int), default=None,
                    help="train frames, equal shares per scenario (default: every train frame)")
-    t.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
+    t.add_argument("--extra-data", type=common.dataset, action="append", default=[], metavar="DIR",
                    help="another dataset whose every train frame of the scenarios is trained on too, on top of "
                         "--frames: other road layouts, collected with --scenario-opt (repeatable; "
                         "docs/perception.md); held-out frames come from --data only")

@@ -354,19 +354,32 @@ def test_compare_trains_the_measured_lane_budget_and_scale_the_least(monkeypatch
 
 
 def test_extra_lane_data_and_named_commands_reach_train_lanes_compare_and_scale(monkeypatch, tmp_path):
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.jsonl").write_text("")
+    a, b = str(tmp_path / "A"), str(tmp_path / "B")
     seen = _capture(monkeypatch, "steerbench.perception.lane_train.train_lanes")
     with pytest.raises(_Captured):
-        main(["train-lanes", "--data", "D", "--logdir", "L", "--extra-data", "A", "--extra-data", "B",
+        main(["train-lanes", "--data", "D", "--logdir", "L", "--extra-data", a, "--extra-data", b,
               "--named-commands"])
     cfg = seen.pop()
-    assert cfg.extra_data == ("A", "B") and cfg.named_commands
+    assert cfg.extra_data == (a, b) and cfg.named_commands
     for command, target in (("compare", "steerbench.study.compare.run_compare"),
                             ("scale", "steerbench.study.scale.run_scale")):
         seen = _capture(monkeypatch, target)
         with pytest.raises(_Captured):
-            main([command, "--lane-extra-data", "A", "--lane-named-commands"])
+            main([command, "--lane-extra-data", a, "--lane-named-commands"])
         budget = seen.pop().budget
-        assert budget.lane_extra_data == ("A",) and budget.lane_named_commands
+        assert budget.lane_extra_data == (a,) and budget.lane_named_commands
+
+
+
+@pytest.mark.parametrize("command", [["compare", "--lane-extra-data"], ["train-lanes", "--data", "D", "--extra-data"]])
+def test_extra_lane_data_that_is_no_dataset_is_refused_before_any_work(command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*command, str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and "is not a steerbench dataset" in err and len(err.splitlines()) == 1
 
 
 def test_channels_last_reaches_train_e2e_tune_compare_and_scale(monkeypatch):
