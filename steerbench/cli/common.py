@@ -88,11 +88,13 @@ def share(text: str) -> float:
     return value
 
 
-def dataset(text: str) -> Path:
-    """argparse type: the directory of a `steerbench collect` dataset (it has index.jsonl)."""
-    if not (Path(text) / "index.jsonl").is_file():
-        raise argparse.ArgumentTypeError(f"{text} is not a steerbench dataset (no index.jsonl; steerbench collect)")
-    return Path(text)
+def datasets(flag: str, paths) -> tuple[str, ...]:
+    """`paths` as strings, each the directory of a `steerbench collect` dataset (it has
+    index.jsonl); UsageError naming `flag` otherwise (checked when the command runs, before any work)."""
+    for path in paths:
+        if not (Path(path) / "index.jsonl").is_file():
+            raise UsageError(f"{flag} {path} is not a steerbench dataset (no index.jsonl; steerbench collect)")
+    return tuple(str(p) for p in paths)
 
 
 def frame_size(text: str) -> tuple[int, int]:

@@ -106,7 +106,7 @@ def _models_args(p: argparse.ArgumentParser, seeds: tuple[int, ...], train_episo
                    help="learned lane model's epochs (scale: the least; early stopping on train-dev)")
     g.add_argument("--lane-viewpoint", type=common.fraction, default=0.5,
                    help="share of the lane model's frames seen from a displaced ego (train-lanes --viewpoint)")
-    g.add_argument("--lane-extra-data", type=common.dataset, action="append", default=[], metavar="DIR",
+    g.add_argument("--lane-extra-data", type=Path, action="append", default=[], metavar="DIR",
                    help="another dataset (other road layouts) whose train frames the lane model also trains on "
                         "(train-lanes --extra-data; repeatable)")
     g.add_argument("--lane-named-commands", action="store_true",
@@ -134,7 +134,7 @@ def _budget(args: argparse.Namespace, scenarios: tuple[str, ...], frames: int = 
                   lane_dagger_episodes=args.lane_dagger_episodes,
                   lane_dagger_scenarios=_lane_dagger_scenarios(args),
                   lane_dagger_critical=args.lane_dagger_critical, lane_dagger_repeat=args.lane_dagger_repeat,
-                  lane_extra_data=tuple(str(p) for p in args.lane_extra_data),
+                  lane_extra_data=common.datasets("--lane-extra-data", args.lane_extra_data),
                   lane_named_commands=args.lane_named_commands, frames=frames, workers=args.workers,
                   progress=not args.no_progress, backend=common.backend(args))
 

@@ -40,7 +40,7 @@ def _train_lanes_parser(sub) -> None:
                    help="comma-separated scenario names, or 'all' (default: those with train episodes in --data)")
     t.add_argument("--frames", type=common.positive(int), default=None,
                    help="train frames, equal shares per scenario (default: every train frame)")
-    t.add_argument("--extra-data", type=common.dataset, action="append", default=[], metavar="DIR",
+    t.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
                    help="another dataset whose every train frame of the scenarios is trained on too, on top of "
                         "--frames: other road layouts, collected with --scenario-opt (repeatable; "
                         "docs/perception.md); held-out frames come from --data only")
@@ -213,7 +213,7 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, viewpoint=args.viewpoint,
                           branched=args.branched, odometry=args.odometry,
-                          extra_data=tuple(str(p) for p in args.extra_data), named_commands=args.named_commands,
+                          extra_data=common.datasets("--extra-data", args.extra_data), named_commands=args.named_commands,
                           progress=not args.no_progress)
     given = {k: getattr(args, k) for k in ("viewpoint_rotate", "patience") if getattr(args, k) is not None}
     cfg = dataclasses.replace(cfg, **given)  # the rest: the config's defaults (the CLI does not import torch)

@@ -376,10 +376,10 @@ def test_extra_lane_data_and_named_commands_reach_train_lanes_compare_and_scale(
 
 @pytest.mark.parametrize("command", [["compare", "--lane-extra-data"], ["train-lanes", "--data", "D", "--extra-data"]])
 def test_extra_lane_data_that_is_no_dataset_is_refused_before_any_work(command, tmp_path, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main([*command, str(tmp_path / "none")])
+    assert main([*command, str(tmp_path / "none"), "--logdir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
-    assert stop.value.code == 2 and "is not a steerbench dataset" in err and len(err.splitlines()) == 1
+    assert "is not a steerbench dataset" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_channels_last_reaches_train_e2e_tune_compare_and_scale(monkeypatch):
