@@ -213,8 +213,8 @@ def cmd_train_lanes(args: argparse.Namespace) -> int:
                           eval_frames=args.eval_frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           seed=args.seed, viewpoint=args.viewpoint,
                           branched=args.branched, odometry=args.odometry,
-                          extra_data=common.datasets("--extra-data", args.extra_data), named_commands=args.named_commands,
-                          progress=not args.no_progress)
+                          extra_data=common.datasets("--extra-data", args.extra_data),
+                          named_commands=args.named_commands, progress=not args.no_progress)
     given = {k: getattr(args, k) for k in ("viewpoint_rotate", "patience") if getattr(args, k) is not None}
     cfg = dataclasses.replace(cfg, **given)  # the rest: the config's defaults (the CLI does not import torch)
     if args.dagger_rounds:
