@@ -70,7 +70,7 @@ def test_one_round_aggregates_retrains_and_scores(data, tmp_path):
 
     acc = EventAccumulator(str(tmp_path / "run" / "tb"))
     acc.Reload()
-    assert [e.step for e in acc.Scalars("dagger/merge/driving_score")] == [0, 1]
+    assert sorted(e.step for e in acc.Scalars("dagger/merge/driving_score")) == [0, 1]  # event files in any order
 
 
 def test_two_runs_on_one_dataset_keep_their_rollouts_apart(data, tmp_path):
